@@ -1,0 +1,1 @@
+"""Reference model plugins for speechlm-eval (subclasses of ``speechlm_eval.model.SpeechLM``)."""

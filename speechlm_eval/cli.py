@@ -1,0 +1,214 @@
+"""The ``slm-eval`` command line. Flags follow lm-evaluation-harness where the concept is shared."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+from . import __version__, registry
+from .compare import Tolerances, compare, failed, format_table
+from .dataset import data_roots
+from .errors import ConfigError, SlmEvalError
+from .results import atomic_write_text, dumps, load_results, timestamp
+from .runner import RunOptions, evaluate
+from .tasks import load_index
+
+
+def _batch_size(s: str) -> int | str:
+    if s == "auto":
+        return "auto"
+    try:
+        n = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'auto', got {s!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return n
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="slm-eval", description="Evaluate speech language models.")
+    p.add_argument("--version", action="version", version=f"speechlm-eval {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("tasks", help="list tasks and groups")
+    t.add_argument("--data_dir", default=None, help="show where data would be looked for")
+    t.add_argument("--include_path", action="append", default=[], help="extra task YAML folder")
+
+    sub.add_parser("models", help="list model plugins and their capabilities")
+
+    r = sub.add_parser("run", help="evaluate a model on tasks")
+    r.add_argument("--model", "-m", required=True, help="registered model plugin name")
+    r.add_argument("--model_args", "-a", default="", help="k1=v1,k2=v2 passed to the plugin")
+    r.add_argument("--tasks", "-t", default="all", help="comma-separated tasks/groups, or 'all'")
+    r.add_argument(
+        "--data_dir", default=None, help="root folder of the datasets ($SLM_EVAL_DATA too)"
+    )
+    r.add_argument("--output_path", "-o", default=None, help="folder for results files")
+    r.add_argument(
+        "--limit",
+        "-L",
+        type=float,
+        default=None,
+        help="first N docs per task (N < 1: that fraction); for testing only",
+    )
+    r.add_argument("--batch_size", "-b", type=_batch_size, default=1, help="N or 'auto'")
+    r.add_argument("--max_batch_size", type=int, default=None, help="upper bound for 'auto'")
+    r.add_argument("--seed", type=int, default=0, help="seed for python, numpy and torch")
+    r.add_argument("--log_samples", "-s", action="store_true", help="write per-sample JSONL")
+    r.add_argument("--device", default=None, help="cpu, cuda, cuda:0, ... (passed to the plugin)")
+    r.add_argument(
+        "--use_cache", default=None, help="SQLite request cache (default: user cache dir)"
+    )
+    r.add_argument("--no_cache", action="store_true", help="neither read nor write the cache")
+    r.add_argument("--include_path", action="append", default=[], help="extra task YAML folder")
+
+    s = sub.add_parser("score", help="score a submission file of per-file scores")
+    s.add_argument("--task", required=True)
+    s.add_argument("--scores", required=True, help="'<file> <score>' per line (ZR2021 format)")
+    s.add_argument("--data_dir", default=None)
+    s.add_argument("--output_path", "-o", default=None, help="write the results JSON here")
+    s.add_argument("--include_path", action="append", default=[])
+
+    c = sub.add_parser("compare", help="regression gate: fail when NEW is worse than BASE")
+    c.add_argument("base")
+    c.add_argument("new")
+    c.add_argument(
+        "--tolerance", type=float, default=None, help="absolute tolerance (default 0.01)"
+    )
+    c.add_argument("--k", type=float, default=None, help="stderr multiplier (default 2)")
+    c.add_argument("--tolerance_file", default=None, help="YAML: default, k, tasks: {name: tol}")
+    return p
+
+
+def _cmd_tasks(a: argparse.Namespace) -> int:
+    idx = load_index(a.include_path)
+    roots = data_roots(a.data_dir)
+    where = (
+        ", ".join(f"{p} ({src})" for src, p in roots)
+        or "no root set: pass --data_dir or set $SLM_EVAL_DATA"
+    )
+    print(f"data roots: {where}\n")
+    print(f"{'task':<28} {'ver':>3}  {'capability':<14} {'reader':<17} data sub-folder(s)")
+    for name in sorted(idx.tasks):
+        cfg = idx.tasks[name]
+        note = "  [official data only]" if cfg.dataset.official_only else ""
+        print(
+            f"{name:<28} {cfg.version:>3}  {cfg.capability:<14} {cfg.dataset.reader:<17} "
+            f"{' | '.join(cfg.dataset.subdirs)}{note}"
+        )
+    print()
+    for name in sorted(idx.groups):
+        g = idx.groups[name]
+        print(f"group {name:<22} v{g.version}: {', '.join(g.tasks)}")
+    print("group all: every task the model can serve")
+    return 0
+
+
+def _cmd_models(_: argparse.Namespace) -> int:
+    for name in registry.names("models"):
+        try:
+            cls = registry.get("models", name)
+            caps = ", ".join(sorted(getattr(cls, "capabilities", ()))) or "(none declared)"
+            print(f"{name:<20} {caps}")
+        except SlmEvalError as e:
+            print(f"{name:<20} NOT LOADABLE: {e}")
+    return 0
+
+
+def _cmd_run(a: argparse.Namespace) -> int:
+    opts = RunOptions(
+        tasks=a.tasks,
+        data_dir=a.data_dir,
+        output_path=a.output_path,
+        limit=a.limit,
+        batch_size=a.batch_size,
+        max_batch_size=a.max_batch_size,
+        seed=a.seed,
+        log_samples=a.log_samples,
+        device=a.device,
+        use_cache=a.use_cache,
+        no_cache=a.no_cache,
+        include_path=a.include_path,
+    )
+    res = evaluate(a.model, a.model_args, opts)
+    _print_summary(res)
+    if not a.output_path:
+        print("(no --output_path given: results were not written)", file=sys.stderr)
+    return 0
+
+
+def _print_summary(res: dict) -> None:
+    for task, entry in res["results"].items():
+        primary = res.get("scoring", {}).get(task, {}).get("primary_metric", "")
+        for key, val in entry.items():
+            if key == "alias" or "_stderr," in key:
+                continue
+            name, _, filt = key.partition(",")
+            se = entry.get(f"{name}_stderr,{filt}", "N/A")
+            se_s = f" ± {se:.4f}" if isinstance(se, float) else ""
+            mark = " *" if key == primary else ""
+            print(f"{task:<28} {key:<28} {val:.4f}{se_s}{mark}")
+    for task, why in res.get("skipped", {}).items():
+        print(f"{task:<28} {why}")
+
+
+def _cmd_score(a: argparse.Namespace) -> int:
+    from .submission import score_submission
+
+    idx = load_index(a.include_path)
+    if a.task not in idx.tasks:
+        raise ConfigError(f"--task: unknown task {a.task!r}")
+    res = score_submission(idx.tasks[a.task], Path(a.scores), a.data_dir)
+    _print_summary(res)
+    if a.output_path:
+        atomic_write_text(Path(a.output_path) / f"results_{timestamp()}.json", dumps(res))
+    return 0
+
+
+def _cmd_compare(a: argparse.Namespace) -> int:
+    tol = (
+        Tolerances.from_file(a.tolerance_file, a.tolerance, a.k)
+        if a.tolerance_file
+        else Tolerances(
+            default=0.01 if a.tolerance is None else a.tolerance, k=2.0 if a.k is None else a.k
+        )
+    )
+    rows = compare(load_results(a.base), load_results(a.new), tol)
+    print(format_table(rows))
+    return 1 if failed(rows) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    cmd = {
+        "tasks": _cmd_tasks,
+        "models": _cmd_models,
+        "run": _cmd_run,
+        "score": _cmd_score,
+        "compare": _cmd_compare,
+    }[args.command]
+    try:
+        return cmd(args)
+    except SlmEvalError as e:
+        print(f"slm-eval: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "slm-eval: interrupted; finished requests are cached and will not be recomputed",
+            file=sys.stderr,
+        )
+        return 130
+    except Exception:
+        traceback.print_exc()
+        print(
+            "slm-eval: internal error (a bug: please report it with the traceback above)",
+            file=sys.stderr,
+        )
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

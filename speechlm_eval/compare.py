@@ -1,0 +1,115 @@
+"""``slm-eval compare BASE NEW``: the regression gate.
+
+A metric fails when it moves in its bad direction by more than
+``max(tolerance, k * sqrt(se_base^2 + se_new^2))``: small moves inside the
+noise of a finite test set pass, real regressions fail. A task or metric present
+in BASE but missing from NEW fails too (a silently dropped task is a regression).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import read_yaml
+from .errors import ConfigError
+
+
+@dataclass
+class Tolerances:
+    default: float = 0.01
+    k: float = 2.0
+    per_key: dict[str, float] | None = None  # "task" or "task/metric,filter" -> tolerance
+
+    def for_key(self, task: str, key: str) -> float:
+        per = self.per_key or {}
+        return per.get(f"{task}/{key}", per.get(task, self.default))
+
+    @classmethod
+    def from_file(
+        cls, path: str | Path, default: float | None = None, k: float | None = None
+    ) -> Tolerances:
+        p = Path(path)
+        data = read_yaml(p)
+        unknown = set(data) - {"default", "k", "tasks"}
+        if unknown:
+            raise ConfigError(f"{p}: unknown key(s) {sorted(unknown)}; allowed: default, k, tasks")
+        per = data.get("tasks", {}) or {}
+        if not isinstance(per, dict) or not all(isinstance(v, (int, float)) for v in per.values()):
+            raise ConfigError(f"{p}: 'tasks' must map task or task/metric names to numbers")
+        return cls(
+            default=float(data.get("default", 0.01) if default is None else default),
+            k=float(data.get("k", 2.0) if k is None else k),
+            per_key={str(a): float(b) for a, b in per.items()},
+        )
+
+
+@dataclass
+class Row:
+    task: str
+    metric: str
+    base: float | None
+    new: float | None
+    delta: float | None
+    allowed: float | None
+    status: str  # ok | FAIL | missing | new
+
+
+def _stderr(entry: dict[str, Any], key: str) -> float:
+    name, _, filt = key.partition(",")
+    se = entry.get(f"{name}_stderr,{filt}")
+    return float(se) if isinstance(se, (int, float)) and math.isfinite(se) else 0.0
+
+
+def _hib(res: dict[str, Any], task: str, key: str) -> bool:
+    name = key.partition(",")[0]
+    return bool(res.get("higher_is_better", {}).get(task, {}).get(name, True))
+
+
+def compare(base: dict[str, Any], new: dict[str, Any], tol: Tolerances) -> list[Row]:
+    """Compare every numeric metric of ``base`` with ``new``."""
+    rows: list[Row] = []
+    for task, bentry in sorted(base["results"].items()):
+        nentry = new["results"].get(task)
+        for key, bval in sorted(bentry.items()):
+            if "_stderr," in key or "," not in key or not isinstance(bval, (int, float)):
+                continue
+            if nentry is None or not isinstance(nentry.get(key), (int, float)):
+                rows.append(Row(task, key, bval, None, None, None, "missing"))
+                continue
+            nval = float(nentry[key])
+            delta = nval - float(bval)
+            se = math.hypot(_stderr(bentry, key), _stderr(nentry, key))
+            allowed = max(tol.for_key(task, key), tol.k * se)
+            bad = -delta if _hib(base, task, key) else delta
+            both_nan = math.isnan(nval) and math.isnan(float(bval))
+            status = "FAIL" if (bad > allowed or (math.isnan(delta) and not both_nan)) else "ok"
+            rows.append(Row(task, key, float(bval), nval, delta, allowed, status))
+    for task in sorted(set(new["results"]) - set(base["results"])):
+        rows.append(Row(task, "*", None, None, None, None, "new"))
+    return rows
+
+
+def failed(rows: list[Row]) -> bool:
+    return any(r.status in ("FAIL", "missing") for r in rows)
+
+
+def format_table(rows: list[Row]) -> str:
+    def f(x: float | None, signed: bool = False) -> str:
+        return "-" if x is None else (f"{x:+.4f}" if signed else f"{x:.4f}")
+
+    head = ("task", "metric", "base", "new", "delta", "allowed", "status")
+    body = [
+        (r.task, r.metric, f(r.base), f(r.new), f(r.delta, True), f(r.allowed), r.status)
+        for r in rows
+    ]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body, strict=False)]
+    lines = [
+        "  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True))
+        for line in (head, *body)
+    ]
+    n_fail = sum(r.status in ("FAIL", "missing") for r in rows)
+    lines.append(f"{len(rows)} metrics compared, {n_fail} failed")
+    return "\n".join(lines)

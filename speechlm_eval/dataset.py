@@ -1,0 +1,100 @@
+"""Datasets as readers produce them, and where their files are looked for.
+
+The likelihood-pair family (sWUGGY, sBLIMP, StoryCloze, SALMon, ...) is one
+shape: *items*, each a choice among candidate audio files, candidate 0 being
+the correct one. Scorers see only stems and per-stem scores, which is also what
+a ZeroSpeech submission file holds, so scoring a submission and scoring a model
+are the same code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import DataError
+
+DATA_ENV = "SLM_EVAL_DATA"
+
+
+@dataclass(frozen=True)
+class ChoiceItem:
+    """One choice: ``candidates[0]`` is correct, the rest are foils (file stems)."""
+
+    doc_id: str  # unit of --limit and of the first averaging step (e.g. ZR2021 pair id)
+    candidates: tuple[str, ...]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ChoiceDataset:
+    root: Path
+    files: dict[str, Path]  # stem -> audio path
+    items: list[ChoiceItem]
+    identity: dict[str, Any]  # reader, root, manifest path and content hash, counts
+
+    def doc_ids(self) -> list[str]:
+        """Distinct doc ids in dataset order."""
+        return list(dict.fromkeys(i.doc_id for i in self.items))
+
+    def limited(self, limit: int | None) -> ChoiceDataset:
+        """The first ``limit`` docs (all their items), as lm-evaluation-harness' --limit does."""
+        if limit is None:
+            return self
+        keep = set(self.doc_ids()[:limit])
+        items = [i for i in self.items if i.doc_id in keep]
+        stems = {s for i in items for s in i.candidates}
+        files = {s: p for s, p in self.files.items() if s in stems}
+        return ChoiceDataset(self.root, files, items, self.identity)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def listing_hash(root: Path, paths: Iterable[Path]) -> str:
+    """Content identity of a folder layout without a manifest: relative names and sizes."""
+    h = hashlib.sha256()
+    for p in sorted(paths):
+        h.update(f"{p.relative_to(root).as_posix()}\t{p.stat().st_size}\n".encode())
+    return h.hexdigest()
+
+
+def data_roots(data_dir: str | Path | None) -> list[tuple[str, Path]]:
+    """Roots searched for task data, in order: --data_dir, then $SLM_EVAL_DATA."""
+    roots: list[tuple[str, Path]] = []
+    if data_dir:
+        roots.append(("--data_dir", Path(data_dir)))
+    env = os.environ.get(DATA_ENV)
+    if env:
+        roots.extend((f"${DATA_ENV}", Path(p)) for p in env.split(os.pathsep) if p)
+    return roots
+
+
+def locate(
+    task: str, subdirs: Iterable[str], data_dir: str | Path | None, extra: Iterable[Path] = ()
+) -> Path:
+    """First existing ``root/subdir``; a clear error listing every place looked at otherwise."""
+    tried: list[str] = []
+    candidates = [(src, root) for src, root in data_roots(data_dir)]
+    candidates += [("built-in suite", p) for p in extra]
+    for src, root in candidates:
+        for sub in subdirs:
+            p = root / sub if sub != "." else root
+            if p.is_dir():
+                return p
+            tried.append(f"{p} ({src})")
+    if not tried:
+        raise DataError(
+            f"task {task!r}: no data location configured; pass --data_dir DIR or set "
+            f"${DATA_ENV}; the task expects one of these sub-folders: {', '.join(subdirs)}"
+        )
+    raise DataError(f"task {task!r}: data folder not found; looked in: {'; '.join(tried)}")

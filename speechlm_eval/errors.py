@@ -1,0 +1,24 @@
+"""User-facing errors.
+
+Every problem caused by the user's input (a file, a field, a flag) is raised as
+:class:`SlmEvalError` with a message naming the culprit and what was expected.
+The CLI prints such errors as one line and exits non-zero, without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class SlmEvalError(Exception):
+    """An error caused by input the user can fix; its message says what and where."""
+
+
+class DataError(SlmEvalError):
+    """A dataset file (audio, gold table, manifest, item file) is missing or malformed."""
+
+
+class ConfigError(SlmEvalError):
+    """A task/group YAML file, a flag or a model argument is invalid."""
+
+
+class PluginError(SlmEvalError):
+    """A plugin cannot be found or loaded."""

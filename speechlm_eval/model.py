@@ -1,0 +1,169 @@
+"""The model interface every SpeechLM plugin implements.
+
+A plugin subclasses :class:`SpeechLM`, declares the ``capabilities`` it has and
+implements the matching batched methods (a list of requests in, a list of
+results out, same length and order). The runner only sends a model requests it
+can serve; a task needing a missing capability is reported as skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .audio import Audio
+
+CAPABILITIES: tuple[str, ...] = (
+    "loglikelihood",
+    "encode",
+    "resynthesize",
+    "continue",
+    "respond",
+    "converse",
+)
+
+
+# --- requests and results -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoglikelihoodRequest:
+    """Score one sequence. ``audio`` is set for speech; ``text`` for text or interleaved input."""
+
+    audio: Audio | None = None
+    text: str | None = None
+    key: str = ""  # stable identifier of the item (e.g. the file stem); informational only
+
+
+@dataclass(frozen=True)
+class LoglikelihoodResult:
+    """Total log-probability (natural log) of the sequence and the number of tokens it sums over."""
+
+    logprob: float
+    num_tokens: int
+
+    def __post_init__(self) -> None:
+        if not np.isfinite(self.logprob):
+            raise ValueError(f"loglikelihood result is not finite: {self.logprob}")
+        if int(self.num_tokens) <= 0:
+            raise ValueError(f"loglikelihood result must cover >= 1 token, got {self.num_tokens}")
+
+
+@dataclass(frozen=True)
+class EncodeRequest:
+    audio: Audio
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class EncodeResult:
+    """Frame-level features (frames x dims) or units (frames,), at ``frame_rate`` frames/s."""
+
+    features: np.ndarray
+    frame_rate: float
+
+
+@dataclass(frozen=True)
+class ResynthesizeRequest:
+    audio: Audio
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class ContinueRequest:
+    prompt: Audio
+    num_samples: int = 1
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    max_seconds: float = 10.0
+    seed: int = 0
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class RespondRequest:
+    text: str | None = None
+    audio: Audio | None = None
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class RespondResult:
+    text: str | None = None
+    audio: Audio | None = None
+
+
+@dataclass(frozen=True)
+class ConverseRequest:
+    user: Audio
+    key: str = ""
+
+
+# --- the base class --------------------------------------------------------------------------
+
+
+class SpeechLM:
+    """Base class of model plugins.
+
+    Subclasses are constructed with the keyword arguments parsed from
+    ``--model_args`` (values arrive as strings unless a Python API caller passes
+    other types). They set ``capabilities`` and implement the matching methods.
+
+    ``sample_rate``: the rate the model expects; the runner resamples explicitly
+    (and records it) when a dataset has another rate. ``None`` accepts any rate.
+    """
+
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+    sample_rate: int | None = 16000
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.model_args: dict[str, Any] = dict(kwargs)
+
+    # Identity: what makes two instances produce the same outputs. The cache key
+    # and the results file use it, so include weight hashes and anything that
+    # changes outputs (but not the device or batch size).
+    def identity(self) -> dict[str, Any]:
+        """Exact identity of the model (class, arguments, weight hashes); JSON-serialisable."""
+        cls = type(self)
+        return {"class": f"{cls.__module__}.{cls.__qualname__}", "args": _jsonable(self.model_args)}
+
+    @property
+    def dtype(self) -> str:
+        """Compute dtype recorded in results."""
+        return "float32"
+
+    def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
+        raise NotImplementedError
+
+    def encode(self, requests: list[EncodeRequest]) -> list[EncodeResult]:
+        raise NotImplementedError
+
+    def resynthesize(self, requests: list[ResynthesizeRequest]) -> list[Audio]:
+        raise NotImplementedError
+
+    def continue_(self, requests: list[ContinueRequest]) -> list[list[Audio]]:
+        """The ``continue`` capability (``continue`` is a Python keyword)."""
+        raise NotImplementedError
+
+    def respond(self, requests: list[RespondRequest]) -> list[RespondResult]:
+        raise NotImplementedError
+
+    def converse(self, requests: list[ConverseRequest]) -> list[Audio]:
+        raise NotImplementedError
+
+
+def _jsonable(obj: Any) -> Any:
+    """Best-effort conversion to JSON-compatible values (stable across runs)."""
+    try:
+        json.dumps(obj)
+        return obj
+    except TypeError:
+        if isinstance(obj, dict):
+            return {str(k): _jsonable(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return [_jsonable(v) for v in obj]
+        return repr(obj)

@@ -1,0 +1,100 @@
+"""Generic choice manifest (JSONL or CSV) with audio paths relative to the manifest.
+
+JSONL: one object per line, ``{"id": ..., "correct": "a.wav", "incorrect": "b.wav" | [...], ...}``.
+CSV: columns ``id``, ``correct``, ``incorrect`` (more foils: ``incorrect_2``, ``incorrect_3``, ...).
+Other fields are kept as item metadata (e.g. ``voice``, ``type``). Paths may not
+leave the folder that holds the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..dataset import ChoiceDataset, ChoiceItem, sha256_file
+from ..errors import DataError
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise DataError(f"{path}: manifest not found")
+    if path.suffix == ".jsonl":
+        rows = []
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}: line {n}: invalid JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}: line {n}: expected a JSON object")
+            row["_line"] = n
+            rows.append(row)
+        return rows
+    if path.suffix == ".csv":
+        try:
+            df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except Exception as e:
+            raise DataError(f"{path}: cannot parse CSV ({e})") from None
+        rows = df.to_dict("records")
+        for n, row in enumerate(rows, 2):
+            foils = [row.pop(c) for c in list(row) if c.startswith("incorrect_") and row[c]]
+            row["incorrect"] = [row["incorrect"], *foils] if "incorrect" in row else foils
+            row["_line"] = n
+        return rows
+    raise DataError(f"{path}: manifest must be .jsonl or .csv")
+
+
+def _resolve(base: Path, rel: Any, where: str) -> Path:
+    if not isinstance(rel, str) or not rel:
+        raise DataError(f"{where}: audio path must be a non-empty string, got {rel!r}")
+    p = (base / rel).resolve()
+    if not p.is_relative_to(base.resolve()):
+        raise DataError(f"{where}: audio path {rel!r} escapes the data folder {base}")
+    if not p.is_file():
+        raise DataError(f"{where}: audio file {p} does not exist")
+    return p
+
+
+def read_manifest(root: Path, options: dict[str, Any]) -> ChoiceDataset:
+    """Read ``root/<options.file>`` (default ``manifest.jsonl``)."""
+    path = root / options.get("file", "manifest.jsonl")
+    rows = _rows(path)
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    files: dict[str, Path] = {}
+    items: list[ChoiceItem] = []
+    seen_ids: set[str] = set()
+    for row in rows:
+        where = f"{path}: line {row.pop('_line')}"
+        for key in ("id", "correct", "incorrect"):
+            if key not in row or row[key] in ("", None, []):
+                raise DataError(f"{where}: missing field '{key}'")
+        doc = str(row.pop("id"))
+        if doc in seen_ids:
+            raise DataError(f"{where}: duplicated id {doc!r}")
+        seen_ids.add(doc)
+        foils = row.pop("incorrect")
+        foils = foils if isinstance(foils, list) else [foils]
+        stems = []
+        for rel in [row.pop("correct"), *foils]:
+            p = _resolve(root, rel, where)
+            stem = p.relative_to(root.resolve()).with_suffix("").as_posix()
+            files[stem] = p
+            stems.append(stem)
+        if len(set(stems)) != len(stems):
+            raise DataError(f"{where}: the same audio file is listed twice in one item")
+        items.append(ChoiceItem(doc, tuple(stems), {k: v for k, v in row.items()}))
+    ident = {
+        "reader": "manifest",
+        "root": str(root.resolve()),
+        "manifest": path.name,
+        "manifest_sha256": sha256_file(path),
+        "n_files": len(files),
+        "n_items": len(items),
+    }
+    return ChoiceDataset(root, files, items, ident)

@@ -1,0 +1,69 @@
+"""Results files: lm-evaluation-harness layout plus what speech needs; written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import DataError
+
+# Keys that differ between two runs of the same evaluation (times, cache hits).
+VOLATILE_KEYS = ("date", "start_time", "end_time", "total_evaluation_time_seconds", "runtime")
+
+
+def sanitize_model_name(name: str) -> str:
+    """Folder name for a model, the way lm-evaluation-harness sanitises it."""
+    return re.sub(r'["<>:/|\\?*\[\]]+', "__", name)
+
+
+def timestamp() -> str:
+    return datetime.now().isoformat().replace(":", "-")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temporary file in the same folder and rename: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    atomic_write_text(
+        path, "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in rows)
+    )
+
+
+def dumps(results: dict[str, Any]) -> str:
+    return json.dumps(results, indent=2, sort_keys=False, default=str) + "\n"
+
+
+def strip_volatile(results: dict[str, Any]) -> dict[str, Any]:
+    """The results without run-specific times and cache counters, for equality checks."""
+    return {k: v for k, v in results.items() if k not in VOLATILE_KEYS}
+
+
+def load_results(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{p}: results file not found") from None
+    except (OSError, json.JSONDecodeError) as e:
+        raise DataError(f"{p}: not a readable JSON results file ({e})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
+        raise DataError(f"{p}: not a results file (no 'results' mapping)")
+    return data

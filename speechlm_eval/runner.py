@@ -1,0 +1,331 @@
+"""``evaluate``: tasks x model -> results dict (and files). The only place that sequences a run."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import platformdirs
+
+from . import __version__, registry
+from .cache import ResultCache
+from .config import NLL_VARIANTS, TaskConfig
+from .dataset import ChoiceDataset, locate
+from .errors import ConfigError, DataError, PluginError
+from .execute import BatchSizer, ExecStats, model_key, run_loglikelihood
+from .model import SpeechLM
+from .provenance import git_hash, package_versions
+from .results import atomic_write_text, dumps, sanitize_model_name, timestamp, write_jsonl
+from .scorers.base import ScoreReport, choice_score
+from .tasks import TaskIndex, load_index
+
+
+def default_cache_path() -> Path:
+    return Path(platformdirs.user_cache_dir("speechlm-eval")) / "requests.sqlite"
+
+
+@dataclass
+class RunOptions:
+    """What ``slm-eval run`` takes; names and meanings follow lm-evaluation-harness."""
+
+    tasks: str = "all"
+    data_dir: str | None = None
+    output_path: str | None = None
+    limit: float | None = None
+    batch_size: int | str = 1
+    max_batch_size: int | None = None
+    seed: int = 0
+    log_samples: bool = False
+    device: str | None = None
+    use_cache: str | None = None  # path of the SQLite cache; None = default location
+    no_cache: bool = False
+    include_path: list[str] = field(default_factory=list)
+
+
+def parse_model_args(spec: str | None) -> dict[str, str]:
+    """``k1=v1,k2=v2`` -> dict (values stay strings; the plugin parses them)."""
+    out: dict[str, str] = {}
+    if not spec:
+        return out
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "=" not in part:
+            raise ConfigError(f"--model_args: expected key=value, got {part!r}")
+        k, v = part.split("=", 1)
+        if not k.strip():
+            raise ConfigError(f"--model_args: empty key in {part!r}")
+        out[k.strip()] = v.strip()
+    return out
+
+
+def load_model(name: str, args: dict[str, Any]) -> SpeechLM:
+    """Instantiate a registered model plugin with its arguments."""
+    cls = registry.get("models", name)
+    if not (isinstance(cls, type) and issubclass(cls, SpeechLM)):
+        raise PluginError(f"model plugin {name!r} is not a subclass of speechlm_eval.SpeechLM")
+    try:
+        return cls(**args)
+    except TypeError as e:
+        raise ConfigError(f"model {name!r}: invalid --model_args ({e})") from None
+
+
+def _limit_docs(limit: float | None, n_docs: int) -> int | None:
+    if limit is None:
+        return None
+    if limit <= 0:
+        raise ConfigError(f"--limit must be positive, got {limit}")
+    return int(limit) if limit >= 1 else max(1, int(np.ceil(limit * n_docs)))
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:
+        pass
+
+
+def read_task_data(cfg: TaskConfig, data_dir: str | None) -> ChoiceDataset:
+    """Locate and read a task's dataset with its registered reader."""
+    root = locate(cfg.task, cfg.dataset.subdirs, data_dir)
+    reader = registry.get("readers", cfg.dataset.reader)
+    ds = reader(root, dict(cfg.dataset.options))
+    if not ds.items:
+        raise DataError(f"task {cfg.task!r}: {root} holds no items")
+    ds.identity["source"] = "official"
+    return ds
+
+
+def make_scorer(cfg: TaskConfig) -> Any:
+    return registry.get("scorers", cfg.scoring.scorer)(dict(cfg.scoring.options))
+
+
+def metric_entries(report: ScoreReport, filt: str) -> tuple[dict[str, Any], dict[str, bool]]:
+    """``{metric,filter: value, metric_stderr,filter: se}`` as lm-evaluation-harness writes them."""
+    entries: dict[str, Any] = {}
+    hib: dict[str, bool] = {}
+    for name, m in report.metrics.items():
+        entries[f"{name},{filt}"] = m.value
+        entries[f"{name}_stderr,{filt}"] = m.stderr if m.stderr is not None else "N/A"
+        hib[name] = m.higher_is_better
+    return entries, hib
+
+
+def nll_scores(ll: dict[str, dict[str, float]], variant: str) -> dict[str, float]:
+    """Per-file score (higher = more likely): total log-prob, or its per-token mean."""
+    if variant == "sum":
+        return {s: v["logprob"] for s, v in ll.items()}
+    return {s: v["logprob"] / v["num_tokens"] for s, v in ll.items()}
+
+
+class Evaluation:
+    """One ``slm-eval run``: a model, a task list, options; produces the results dict."""
+
+    def __init__(
+        self,
+        model: SpeechLM,
+        model_name: str,
+        model_args: dict[str, Any],
+        opts: RunOptions,
+        index: TaskIndex | None = None,
+    ) -> None:
+        self.model, self.model_name, self.model_args, self.opts = (
+            model,
+            model_name,
+            model_args,
+            opts,
+        )
+        self.index = index or load_index(opts.include_path)
+        self.ts = timestamp()
+        cache_path = None if opts.no_cache else (opts.use_cache or default_cache_path())
+        self.cache = ResultCache(cache_path)
+        self.cache_path = cache_path
+        self.sizer = BatchSizer(opts.batch_size, opts.max_batch_size)
+        self.mkey = model_key(model_name, model)
+
+    def run(self) -> dict[str, Any]:
+        t0, start = time.perf_counter(), datetime.now(timezone.utc)
+        names = self.index.expand(self.opts.tasks)
+        res: dict[str, Any] = {
+            "results": {},
+            "skipped": {},
+            "group_subtasks": {},
+            "configs": {},
+            "versions": {},
+            "higher_is_better": {},
+            "n-samples": {},
+            "task_hashes": {},
+            "datasets": {},
+            "scoring": {},
+            "judges": {},
+            "audio": {},
+        }
+        runtime: dict[str, Any] = {"timings": {}, "cache": {}}
+        samples: dict[str, list[dict[str, Any]]] = {}
+        for name in names:
+            cfg = self.index.tasks[name]
+            if cfg.capability not in self.model.capabilities:
+                res["skipped"][name] = f"skipped (model lacks {cfg.capability})"
+                continue
+            tt = time.perf_counter()
+            stats = ExecStats()
+            samples[name] = self._run_task(cfg, res, stats)
+            runtime["timings"][name] = round(time.perf_counter() - tt, 3)
+            runtime["cache"][name] = {
+                "hits": stats.cache_hits,
+                "computed": stats.computed,
+                "model_calls": stats.model_calls,
+                "batch_sizes": sorted(set(stats.batch_sizes), reverse=True),
+            }
+        self._groups(names, res)
+        res.update(self._header())
+        res["date"] = start.timestamp()
+        res["start_time"], res["end_time"] = (
+            start.isoformat(),
+            datetime.now(timezone.utc).isoformat(),
+        )
+        res["total_evaluation_time_seconds"] = str(round(time.perf_counter() - t0, 3))
+        if self.sizer.auto:  # the size 'auto' settled on (run-dependent: depends on free memory)
+            runtime["auto_batch_size"] = self.sizer.size
+        res["runtime"] = runtime
+        self.cache.close()
+        if self.opts.output_path:
+            self._write(res, samples)
+        return res
+
+    def _run_task(
+        self, cfg: TaskConfig, res: dict[str, Any], stats: ExecStats
+    ) -> list[dict[str, Any]]:
+        name = cfg.task
+        _seed_everything(self.opts.seed)
+        full = read_task_data(cfg, self.opts.data_dir)
+        n_orig = len(full.doc_ids())
+        ds = full.limited(_limit_docs(self.opts.limit, n_orig))
+        ll = run_loglikelihood(
+            self.model,
+            self.mkey,
+            ds.files,
+            expected_rate=cfg.dataset.sample_rate,
+            cache=self.cache,
+            sizer=self.sizer,
+            desc=name,
+            stats=stats,
+        )
+        scorer = make_scorer(cfg)
+        entry: dict[str, Any] = {"alias": name}
+        for variant in NLL_VARIANTS:
+            report = scorer.score(ds.items, nll_scores(ll, variant))
+            e, hib = metric_entries(report, f"nll_{variant}")
+            entry.update(e)
+            res["higher_is_better"][name] = hib
+        res["results"][name] = entry
+        res["configs"][name] = cfg.as_dict()
+        res["versions"][name] = cfg.version
+        res["task_hashes"][name] = cfg.hash()
+        res["n-samples"][name] = {"original": n_orig, "effective": len(ds.doc_ids())}
+        res["datasets"][name] = full.identity
+        res["scoring"][name] = {
+            "scorer": cfg.scoring.scorer,
+            "variants": [f"nll_{v}" for v in NLL_VARIANTS],
+            "default": f"nll_{cfg.scoring.nll}",
+            "primary_metric": f"acc,nll_{cfg.scoring.nll}",
+            "item_rule": "1 if positive > every foil, 0 if below one, shared point on ties",
+        }
+        res["audio"][name] = {
+            "dataset_sample_rate": cfg.dataset.sample_rate,
+            "model_sample_rate": self.model.sample_rate,
+            "resampled": stats.resampled,
+            "resampler": "scipy.signal.resample_poly" if stats.resampled else None,
+        }
+        return self._samples(ds, ll) if self.opts.log_samples else []
+
+    @staticmethod
+    def _samples(ds: ChoiceDataset, ll: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
+        rows = []
+        for it in ds.items:
+            row = {
+                "doc_id": it.doc_id,
+                "candidates": list(it.candidates),
+                "meta": it.meta,
+                "logprob": [ll[s]["logprob"] for s in it.candidates],
+                "num_tokens": [ll[s]["num_tokens"] for s in it.candidates],
+            }
+            for v in NLL_VARIANTS:
+                sc = nll_scores({s: ll[s] for s in it.candidates}, v)
+                row[f"score,nll_{v}"] = choice_score([sc[s] for s in it.candidates])
+            rows.append(row)
+        return rows
+
+    def _groups(self, names: list[str], res: dict[str, Any]) -> None:
+        for g in self.index.groups.values():
+            subs = [t for t in self.index.expand(g.group) if t in names]
+            if subs:
+                res["group_subtasks"][g.group] = subs
+
+    def _header(self) -> dict[str, Any]:
+        o = self.opts
+        return {
+            "config": {
+                "model": self.model_name,
+                "model_args": self.model_args,
+                "model_identity": self.model.identity(),
+                "batch_size": o.batch_size,
+                "max_batch_size": o.max_batch_size,
+                "device": o.device,
+                "dtype": self.model.dtype,
+                "limit": o.limit,
+                "random_seed": o.seed,
+                "numpy_seed": o.seed,
+                "torch_seed": o.seed,
+                "use_cache": str(self.cache_path) if self.cache_path else None,
+            },
+            "model_name": self.model_name,
+            "model_name_sanitized": sanitize_model_name(self.model_name),
+            "git_hash": git_hash(),
+            "speechlm_eval_version": __version__,
+            "packages": package_versions(),
+        }
+
+    def _write(self, res: dict[str, Any], samples: dict[str, list[dict[str, Any]]]) -> None:
+        out = Path(self.opts.output_path) / sanitize_model_name(self.model_name)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise DataError(f"--output_path: cannot create {out} ({e.strerror})") from None
+        if self.opts.log_samples:
+            for task, rows in samples.items():
+                write_jsonl(out / f"samples_{task}_{self.ts}.jsonl", rows)
+        path = out / f"results_{self.ts}.json"
+        atomic_write_text(path, dumps(res))  # last: its presence means the run completed
+        self.results_path = path
+
+
+def evaluate(
+    model_name: str,
+    model_args: dict[str, Any] | str | None,
+    opts: RunOptions,
+    model: SpeechLM | None = None,
+) -> dict[str, Any]:
+    """Python API: evaluate a registered model (or a ready ``model`` object) on ``opts.tasks``."""
+    args = (
+        parse_model_args(model_args)
+        if isinstance(model_args, str) or model_args is None
+        else dict(model_args)
+    )
+    index = load_index(opts.include_path)
+    index.expand(opts.tasks)  # fail on unknown task names before loading a model
+    if model is None:
+        if opts.device:
+            args.setdefault("device", opts.device)
+        model = load_model(model_name, args)
+    return Evaluation(model, model_name, args, opts, index).run()

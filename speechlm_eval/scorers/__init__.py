@@ -1,0 +1,1 @@
+"""Scorers turn per-file scores (higher = more likely) into task metrics."""

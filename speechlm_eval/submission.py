@@ -1,0 +1,70 @@
+"""Scoring externally produced per-file scores (ZeroSpeech 2021 submission files).
+
+Format, as the ZR2021 evaluation reads it: one ``<file stem> <score>`` per line,
+space separated, no header, higher = more probable; every file of the dataset
+exactly once and no other file.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from .config import TaskConfig
+from .dataset import ChoiceDataset
+from .errors import DataError
+from .runner import make_scorer, metric_entries, read_task_data
+
+
+def read_scores(path: Path) -> dict[str, float]:
+    if not path.is_file():
+        raise DataError(f"{path}: scores file not found")
+    out: dict[str, float] = {}
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 2:
+            raise DataError(f"{path}: line {n}: expected '<file> <score>', got {line!r}")
+        stem, val = parts
+        try:
+            x = float(val)
+        except ValueError:
+            raise DataError(f"{path}: line {n}: score {val!r} is not a number") from None
+        if not math.isfinite(x):
+            raise DataError(f"{path}: line {n}: score {val!r} is not finite")
+        if stem in out:
+            raise DataError(f"{path}: line {n}: file {stem!r} is scored twice")
+        out[stem] = x
+    return out
+
+
+def check_coverage(path: Path, ds: ChoiceDataset, scores: dict[str, float]) -> None:
+    missing = sorted(set(ds.files) - set(scores))
+    extra = sorted(set(scores) - set(ds.files))
+    if missing:
+        raise DataError(
+            f"{path}: no score for {len(missing)} file(s) of the dataset, e.g. {missing[0]!r}"
+        )
+    if extra:
+        raise DataError(f"{path}: {len(extra)} file(s) not in the dataset, e.g. {extra[0]!r}")
+
+
+def score_submission(cfg: TaskConfig, scores_path: Path, data_dir: str | None) -> dict[str, Any]:
+    """Results entry for a task from a submission file (filter name ``external``)."""
+    ds = read_task_data(cfg, data_dir)
+    scores = read_scores(scores_path)
+    check_coverage(scores_path, ds, scores)
+    report = make_scorer(cfg).score(ds.items, scores)
+    entry, hib = metric_entries(report, "external")
+    return {
+        "results": {cfg.task: {"alias": cfg.task, **entry}},
+        "higher_is_better": {cfg.task: hib},
+        "versions": {cfg.task: cfg.version},
+        "task_hashes": {cfg.task: cfg.hash()},
+        "configs": {cfg.task: cfg.as_dict()},
+        "n-samples": {cfg.task: {"original": len(ds.doc_ids()), "effective": len(ds.doc_ids())}},
+        "datasets": {cfg.task: ds.identity},
+        "scoring": {cfg.task: {"scorer": cfg.scoring.scorer, "scores_file": str(scores_path)}},
+    }

@@ -1,0 +1,91 @@
+"""The task index: every task and group YAML reachable through ``speechlm_eval.tasks``.
+
+An entry point in that group names a directory (a ``Path`` or ``str``), a YAML
+file, or a callable returning either; every ``*.yaml`` below a directory is read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import registry
+from .config import GroupConfig, TaskConfig, load_config_file
+from .errors import ConfigError
+
+
+@dataclass
+class TaskIndex:
+    tasks: dict[str, TaskConfig]
+    groups: dict[str, GroupConfig]
+
+    def expand(self, spec: str | Iterable[str]) -> list[str]:
+        """Expand a comma-separated list of task/group names (``all`` = every task) to tasks."""
+        names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
+        out: list[str] = []
+        for name in names:
+            if not name:
+                continue
+            for t in self._expand_one(name, ()):
+                if t not in out:
+                    out.append(t)
+        if not out:
+            raise ConfigError("--tasks: no task given")
+        return out
+
+    def _expand_one(self, name: str, seen: tuple[str, ...]) -> list[str]:
+        if name == "all":
+            return sorted(self.tasks)
+        if name in self.tasks:
+            return [name]
+        if name in self.groups:
+            if name in seen:
+                raise ConfigError(f"group {name!r} includes itself ({' -> '.join((*seen, name))})")
+            out: list[str] = []
+            for sub in self.groups[name].tasks:
+                out.extend(self._expand_one(sub, (*seen, name)))
+            return out
+        known = ", ".join(sorted(self.tasks) + sorted(self.groups))
+        raise ConfigError(f"unknown task or group {name!r}; known: {known}, all")
+
+
+def _yaml_files(obj: object, origin: str) -> list[Path]:
+    if callable(obj):
+        obj = obj()
+    if isinstance(obj, (list, tuple)):
+        return [p for o in obj for p in _yaml_files(o, origin)]
+    if not isinstance(obj, (str, Path)):
+        raise ConfigError(f"task plugin {origin!r} must give a path to YAML files, got {obj!r}")
+    p = Path(obj)
+    if p.is_dir():
+        return sorted(p.rglob("*.yaml"))
+    if p.is_file():
+        return [p]
+    raise ConfigError(f"task plugin {origin!r}: {p} does not exist")
+
+
+def load_index(extra_paths: Iterable[str | Path] = ()) -> TaskIndex:
+    """Read every registered task/group YAML (plus ``extra_paths``, e.g. ``--include_path``)."""
+    files: list[Path] = []
+    for name, obj in registry.load_all("tasks").items():
+        files.extend(_yaml_files(obj, name))
+    for p in extra_paths:
+        files.extend(_yaml_files(p, str(p)))
+    tasks: dict[str, TaskConfig] = {}
+    groups: dict[str, GroupConfig] = {}
+    for f in files:
+        cfg = load_config_file(f)
+        name = cfg.task if isinstance(cfg, TaskConfig) else cfg.group
+        if name in tasks or name in groups or name == "all":
+            other = tasks[name].source_file if name in tasks else groups.get(name, cfg).source_file
+            raise ConfigError(f"{f}: name {name!r} is already defined in {other}")
+        if isinstance(cfg, TaskConfig):
+            tasks[name] = cfg
+        else:
+            groups[name] = cfg
+    for g in groups.values():
+        for sub in g.tasks:
+            if sub not in tasks and sub not in groups:
+                raise ConfigError(f"{g.source_file}: group {g.group!r} lists unknown task {sub!r}")
+    return TaskIndex(tasks, groups)
