@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import DataError
+from .errors import DataNotFoundError
 
 DATA_ENV = "SLM_EVAL_DATA"
 
@@ -93,8 +93,8 @@ def locate(
                 return p
             tried.append(f"{p} ({src})")
     if not tried:
-        raise DataError(
+        raise DataNotFoundError(
             f"task {task!r}: no data location configured; pass --data_dir DIR or set "
             f"${DATA_ENV}; the task expects one of these sub-folders: {', '.join(subdirs)}"
         )
-    raise DataError(f"task {task!r}: data folder not found; looked in: {'; '.join(tried)}")
+    raise DataNotFoundError(f"task {task!r}: data folder not found; looked in: {'; '.join(tried)}")

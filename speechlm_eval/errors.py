@@ -16,6 +16,10 @@ class DataError(SlmEvalError):
     """A dataset file (audio, gold table, manifest, item file) is missing or malformed."""
 
 
+class DataNotFoundError(DataError):
+    """A task's data folder is in none of the places searched."""
+
+
 class ConfigError(SlmEvalError):
     """A task/group YAML file, a flag or a model argument is invalid."""
 

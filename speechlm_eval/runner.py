@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -16,7 +17,7 @@ from . import __version__, registry
 from .cache import ResultCache
 from .config import NLL_VARIANTS, TaskConfig
 from .dataset import ChoiceDataset, locate
-from .errors import ConfigError, DataError, PluginError
+from .errors import ConfigError, DataError, DataNotFoundError, PluginError
 from .execute import BatchSizer, ExecStats, model_key, run_loglikelihood
 from .model import SpeechLM
 from .provenance import git_hash, package_versions
@@ -87,12 +88,10 @@ def _limit_docs(limit: float | None, n_docs: int) -> int | None:
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
-    try:
-        import torch
-
+    # Seed torch only if a plugin uses it (it is then imported); importing it here costs seconds.
+    torch = sys.modules.get("torch")
+    if torch is not None:
         torch.manual_seed(seed)
-    except ImportError:
-        pass
 
 
 def read_task_data(cfg: TaskConfig, data_dir: str | None) -> ChoiceDataset:
@@ -156,6 +155,7 @@ class Evaluation:
     def run(self) -> dict[str, Any]:
         t0, start = time.perf_counter(), datetime.now(timezone.utc)
         names = self.index.expand(self.opts.tasks)
+        explicit = {t.strip() for t in self.opts.tasks.split(",")} & set(self.index.tasks)
         res: dict[str, Any] = {
             "results": {},
             "skipped": {},
@@ -179,7 +179,16 @@ class Evaluation:
                 continue
             tt = time.perf_counter()
             stats = ExecStats()
-            samples[name] = self._run_task(cfg, res, stats)
+            try:
+                samples[name] = self._run_task(cfg, res, stats)
+            except DataNotFoundError as e:
+                # A task named on the command line must have data; one that came in through a
+                # group or 'all' is reported as skipped (never scored as zero), loudly.
+                if name in explicit:
+                    raise
+                res["skipped"][name] = f"skipped (no data: {e})"
+                print(f"speechlm-eval: warning: {e}", file=sys.stderr)
+                continue
             runtime["timings"][name] = round(time.perf_counter() - tt, 3)
             runtime["cache"][name] = {
                 "hits": stats.cache_hits,

@@ -132,3 +132,35 @@ def make_salmon(root: Path, part: str = "speaker_consistency", n: int = 4, k: in
                 d / f"sample_{i}_{j}.wav", tone(300 + 10 * i + j, amp=0.05 if j == 0 else 0.2)
             )
     return d
+
+
+def make_syntactic(
+    root: Path, ids: int = 4, voices: tuple[str, ...] = ("v1", "v2"), types=("agr", "isl")
+) -> Path:
+    """ZR2021 syntactic/dev: correct rows first, then incorrect rows in the same order
+    (pairs are formed by position). The correct sentence is the quieter one."""
+    d = root / "zerospeech2021" / "syntactic" / "dev"
+    good, bad = [], []
+    seed = 700
+    for i in range(ids):
+        for v in voices:
+            for correct, rows in ((1, good), (0, bad)):
+                seed += 1
+                name = f"{'c' if correct else 'x'}{i}_{v}"
+                write_wav(d / f"{name}.wav", tone(seed, amp=0.05 if correct else 0.2))
+                rows.append(
+                    {
+                        "filename": name,
+                        "id": str(i),
+                        "voice": v,
+                        "type": types[i % len(types)],
+                        "subtype": "s",
+                        "transcription": "",
+                        "correct": correct,
+                    }
+                )
+    with open(d / "gold.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(good[0]))
+        w.writeheader()
+        w.writerows(good + bad)
+    return d

@@ -363,3 +363,59 @@ def test_request_errors(files: dict[str, Path], model: HFUnitLM) -> None:
     short_ctx = HFUnitLM(**_args(files, lm=str(files["lm_short"])))
     with pytest.raises(DataError, match="LM context of 8"):
         short_ctx.loglikelihood([LoglikelihoodRequest(audio=_audio(4000, seed=1), key="long")])
+
+
+def test_end_to_end_through_the_cli(files: dict[str, Path], tmp_path: Path) -> None:
+    """`slm-eval run --model hf-unit-lm` on tiny official-layout data: the registered plugin is
+    found through its entry point, and the scores equal a by-hand scoring of its outputs."""
+    from helpers import make_lexical, make_storycloze
+
+    from speechlm_eval.audio import load_audio
+    from speechlm_eval.cli import main
+    from speechlm_eval.results import strip_volatile
+
+    data = tmp_path / "data"
+    make_lexical(data, ids=3)
+    ssc = make_storycloze(data, "sStoryCloze", n=4)
+    margs = f"encoder={files['encoder']},kmeans={files['kmeans']},lm={files['lm']}"
+    out = tmp_path / "out"
+    argv = [
+        "run",
+        "--model",
+        "hf-unit-lm",
+        "--model_args",
+        margs,
+        "--tasks",
+        "ssc,swuggy",
+        "--data_dir",
+        str(data),
+        "--output_path",
+        str(out),
+        "--batch_size",
+        "4",
+        "--use_cache",
+        str(tmp_path / "c.sqlite"),
+    ]
+    assert main(argv) == 0
+    assert main(argv) == 0  # second run: all from the cache
+    runs = sorted((out / "hf-unit-lm").glob("results_*.json"))
+    r1, r2 = (json.loads(p.read_text()) for p in runs)
+    assert strip_volatile(r1) == strip_volatile(r2)
+    assert r2["runtime"]["cache"]["ssc"]["computed"] == 0
+    ident = r1["config"]["model_identity"]
+    assert len(ident["lm"]["weights_hash"]) == 64 and ident["kmeans"]["n_units"] == K
+
+    model = HFUnitLM(
+        encoder=str(files["encoder"]), kmeans=str(files["kmeans"]), lm=str(files["lm"])
+    )
+    expected = []
+    for i in range(4):
+        res = model.loglikelihood(
+            [
+                LoglikelihoodRequest(audio=load_audio(ssc / f"{i}_{k}.wav"))
+                for k in ("correct", "incorrect")
+            ]
+        )
+        pos, neg = (r.logprob / r.num_tokens for r in res)
+        expected.append(1.0 if pos > neg else 0.5 if pos == neg else 0.0)
+    assert r1["results"]["ssc"]["acc,nll_mean"] == pytest.approx(sum(expected) / 4)
