@@ -17,8 +17,6 @@ Example ``--model_args``::
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import warnings
 from pathlib import Path
@@ -29,6 +27,7 @@ import torch
 
 from speechlm_eval.audio import Audio
 from speechlm_eval.errors import ConfigError, DataError, PluginError
+from speechlm_eval.hashing import saved_model_identity, sha256_file
 from speechlm_eval.model import (
     EncodeRequest,
     EncodeResult,
@@ -69,8 +68,6 @@ _ARGS: tuple[str, ...] = (
 # Arguments the harness itself consumes; tolerated here so they can be passed through.
 _HARNESS_ARGS: frozenset[str] = frozenset({"batch_size"})
 _NPY_MAGIC = b"\x93NUMPY"
-
-_CHUNK = 4 * 1024 * 1024  # hashing read size
 
 
 def _dtype_kwarg() -> str:
@@ -161,59 +158,6 @@ def _model_dir(name: str, value: Any, what: str) -> Path:
             f"(expected a local directory of {what}, as written by save_pretrained)"
         )
     return path
-
-
-# --- hashing ---------------------------------------------------------------------------------
-
-
-def _sha256_file(path: Path) -> str:
-    """SHA-256 of a file's bytes, read in chunks (weight files can be many GB)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _weight_files(model_dir: Path) -> list[Path]:
-    """The files from_pretrained loads weights from, in its order of preference."""
-    for single, index in (
-        ("model.safetensors", "model.safetensors.index.json"),
-        ("pytorch_model.bin", "pytorch_model.bin.index.json"),
-    ):
-        if (model_dir / single).is_file():
-            return [model_dir / single]
-        if (model_dir / index).is_file():
-            with open(model_dir / index) as f:
-                shards = sorted(set(json.load(f).get("weight_map", {}).values()))
-            return [model_dir / index] + [model_dir / s for s in shards]
-    return []
-
-
-def _hash_model_dir(name: str, model_dir: Path) -> dict[str, str]:
-    """Path, config hash and weights hash of a save_pretrained directory."""
-    files = _weight_files(model_dir)
-    if not files:
-        raise ConfigError(
-            f"model argument {name!r}: {model_dir} has no model.safetensors or pytorch_model.bin "
-            "(nor a sharded index)"
-        )
-    missing = [str(p) for p in files if not p.is_file()]
-    if missing:
-        raise ConfigError(f"model argument {name!r}: weight shards missing: {', '.join(missing)}")
-    if len(files) == 1:
-        # Single file: the plain file digest, so it can be checked with `sha256sum`.
-        weights_hash = _sha256_file(files[0])
-    else:
-        h = hashlib.sha256()
-        for p in files:
-            h.update(f"{p.name}\0{_sha256_file(p)}\n".encode())
-        weights_hash = h.hexdigest()
-    return {
-        "path": str(model_dir.resolve()),
-        "config_hash": _sha256_file(model_dir / "config.json"),
-        "weights_hash": weights_hash,
-    }
 
 
 # --- units -----------------------------------------------------------------------------------
@@ -439,13 +383,13 @@ class HFUnitLM(SpeechLM):
 
         # Hashed once here: identity() is called for every cache lookup and must be cheap.
         self._identity_parts = {
-            "encoder": _hash_model_dir("encoder", encoder_dir),
+            "encoder": saved_model_identity("encoder", encoder_dir),
             "kmeans": {
                 "path": str(kmeans_path.resolve()),
-                "sha256": _sha256_file(kmeans_path),
+                "sha256": sha256_file(kmeans_path),
                 "n_units": int(n_units),
             },
-            "lm": _hash_model_dir("lm", lm_dir),
+            "lm": saved_model_identity("lm", lm_dir),
         }
 
         # Input normalisation as the encoder's preprocessor config prescribes (if it has one).
@@ -464,7 +408,7 @@ class HFUnitLM(SpeechLM):
                     f"({type(e).__name__}: {e})"
                 ) from None
             encoder_rate = int(getattr(self._feature_extractor, "sampling_rate", 16000))
-            self._identity_parts["encoder"]["preprocessor_hash"] = _sha256_file(
+            self._identity_parts["encoder"]["preprocessor_hash"] = sha256_file(
                 encoder_dir / "preprocessor_config.json"
             )
         if encoder_rate != self.sample_rate:

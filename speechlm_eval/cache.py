@@ -8,17 +8,11 @@ and nothing half-written, and the next run (any number of processes) skips them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
-
-
-def digest(obj: Any) -> str:
-    """SHA-256 of the canonical JSON of ``obj``."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class ResultCache:

@@ -52,14 +52,6 @@ class ChoiceDataset:
         return ChoiceDataset(self.root, files, items, self.identity)
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def listing_hash(root: Path, paths: Iterable[Path]) -> str:
     """Content identity of a folder layout without a manifest: relative names and sizes."""
     h = hashlib.sha256()

@@ -10,8 +10,9 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from .audio import Audio, audio_info, load_audio
-from .cache import ResultCache, digest
+from .cache import ResultCache
 from .errors import PluginError
+from .hashing import digest
 from .model import LoglikelihoodRequest, LoglikelihoodResult, SpeechLM
 
 DEFAULT_MAX_BATCH = 64

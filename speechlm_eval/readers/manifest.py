@@ -14,8 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from ..dataset import ChoiceDataset, ChoiceItem, sha256_file
+from ..dataset import ChoiceDataset, ChoiceItem
 from ..errors import DataError
+from ..hashing import sha256_file
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..dataset import ChoiceDataset, ChoiceItem, sha256_file
+from ..dataset import ChoiceDataset, ChoiceItem
 from ..errors import DataError
+from ..hashing import sha256_file
 from ._table import read_csv, wav_files
 
 
