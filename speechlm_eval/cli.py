@@ -65,6 +65,22 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--no_cache", action="store_true", help="neither read nor write the cache")
     r.add_argument("--include_path", action="append", default=[], help="extra task YAML folder")
 
+    r.add_argument(
+        "--build_missing",
+        action="store_true",
+        help="build missing built-in data (slm-eval data build) instead of failing",
+    )
+
+    d = sub.add_parser("data", help="build or inspect the built-in benchmark suite")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    db = dsub.add_parser("build", help="synthesise the built-in suite (official layouts)")
+    db.add_argument("--out", default=None, help="target folder (default: the user cache dir)")
+    db.add_argument("--seed", type=int, default=0)
+    db.add_argument("--size", default="small", choices=["tiny", "small", "full"])
+    db.add_argument("--subsets", default=None, help="comma-separated subsets (default: all)")
+    di = dsub.add_parser("info", help="what a built suite holds")
+    di.add_argument("dir", nargs="?", default=None)
+
     s = sub.add_parser("score", help="score a submission file of per-file scores")
     s.add_argument("--task", required=True)
     s.add_argument("--scores", required=True, help="'<file> <score>' per line (ZR2021 format)")
@@ -132,6 +148,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
         use_cache=a.use_cache,
         no_cache=a.no_cache,
         include_path=a.include_path,
+        build_missing=a.build_missing,
     )
     res = evaluate(a.model, a.model_args, opts)
     _print_summary(res)
@@ -168,6 +185,19 @@ def _cmd_score(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data(a: argparse.Namespace) -> int:
+    from .builtin import build as builtin
+
+    if a.data_command == "info":
+        print(builtin.info(Path(a.dir) if a.dir else None))
+        return 0
+    names = [s.strip() for s in a.subsets.split(",") if s.strip()] if a.subsets else None
+    out = Path(a.out) if a.out else builtin.default_root()
+    builtin.build(out, seed=a.seed, size=a.size, names=names)
+    print(builtin.info(out))
+    return 0
+
+
 def _cmd_compare(a: argparse.Namespace) -> int:
     tol = (
         Tolerances.from_file(a.tolerance_file, a.tolerance, a.k)
@@ -188,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         "models": _cmd_models,
         "run": _cmd_run,
         "score": _cmd_score,
+        "data": _cmd_data,
         "compare": _cmd_compare,
     }[args.command]
     try:

@@ -46,6 +46,7 @@ class RunOptions:
     use_cache: str | None = None  # path of the SQLite cache; None = default location
     no_cache: bool = False
     include_path: list[str] = field(default_factory=list)
+    build_missing: bool = False  # build missing built-in data instead of failing
 
 
 def parse_model_args(spec: str | None) -> dict[str, str]:
@@ -94,14 +95,56 @@ def _seed_everything(seed: int) -> None:
         torch.manual_seed(seed)
 
 
-def read_task_data(cfg: TaskConfig, data_dir: str | None) -> ChoiceDataset:
-    """Locate and read a task's dataset with its registered reader."""
-    root = locate(cfg.task, cfg.dataset.subdirs, data_dir)
+def locate_task_data(cfg: TaskConfig, data_dir: str | None, build_missing: bool = False) -> Path:
+    """The task's data folder: --data_dir, $SLM_EVAL_DATA, then the built-in suite."""
+    from .builtin import build as builtin
+
+    sub = cfg.dataset.builtin
+    broot = builtin.default_root()
+
+    def extra() -> list[Path]:
+        built = builtin.read_manifest(broot).get("subsets", {}) if sub else {}
+        return [broot] if sub in built else []
+
+    try:
+        return locate(cfg.task, cfg.dataset.subdirs, data_dir, extra())
+    except DataNotFoundError as e:
+        if not sub:
+            raise DataNotFoundError(
+                f"{e} (official data only: there is no built-in version)"
+            ) from None
+        if not build_missing:
+            raise DataNotFoundError(
+                f"{e}; to use the built-in version run: slm-eval data build --subsets {sub} "
+                "(or pass --build_missing)"
+            ) from None
+    builtin.build(broot, names=[sub])
+    return locate(cfg.task, cfg.dataset.subdirs, data_dir, extra())
+
+
+def read_task_data(
+    cfg: TaskConfig, data_dir: str | None, build_missing: bool = False
+) -> ChoiceDataset:
+    """Locate and read a task's dataset with its registered reader; record where it came from."""
+    from .builtin.build import find_builtin_root
+
+    root = locate_task_data(cfg, data_dir, build_missing)
     reader = registry.get("readers", cfg.dataset.reader)
     ds = reader(root, dict(cfg.dataset.options))
     if not ds.items:
         raise DataError(f"task {cfg.task!r}: {root} holds no items")
-    ds.identity["source"] = "official"
+    found = find_builtin_root(root)
+    entry = found[1].get("subsets", {}).get(cfg.dataset.builtin or "") if found else None
+    if found and entry:
+        ds.identity["source"] = "builtin"
+        ds.identity["builtin"] = {
+            "root": str(found[0].resolve()),
+            "subset": cfg.dataset.builtin,
+            "generator_version": found[1].get("generator_version"),
+            **{k: entry[k] for k in ("version", "size", "seed", "content_sha256", "voices")},
+        }
+    else:
+        ds.identity["source"] = "official"
     return ds
 
 
@@ -217,7 +260,7 @@ class Evaluation:
     ) -> list[dict[str, Any]]:
         name = cfg.task
         _seed_everything(self.opts.seed)
-        full = read_task_data(cfg, self.opts.data_dir)
+        full = read_task_data(cfg, self.opts.data_dir, self.opts.build_missing)
         n_orig = len(full.doc_ids())
         ds = full.limited(_limit_docs(self.opts.limit, n_orig))
         ll = run_loglikelihood(

