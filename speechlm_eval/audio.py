@@ -106,10 +106,16 @@ def audio_info(path: str | Path, expected_rate: int | None = None) -> AudioInfo:
     return AudioInfo(p, int(info.samplerate), int(info.frames), int(info.channels))
 
 
-def load_audio(path: str | Path, expected_rate: int | None = None) -> Audio:
-    """Decode an audio file into a validated :class:`Audio` (mono float32)."""
+def load_audio(
+    path: str | Path, expected_rate: int | None = None, info: AudioInfo | None = None
+) -> Audio:
+    """Decode an audio file into a validated :class:`Audio` (mono float32).
+
+    ``info``: the file's header as :func:`audio_info` already checked it (saves a re-read).
+    """
     p = Path(path)
-    audio_info(p, expected_rate)
+    if info is None:
+        audio_info(p, expected_rate)
     try:
         data, sr = sf.read(str(p), dtype="float32", always_2d=True)
     except Exception as e:

@@ -19,6 +19,7 @@ from .errors import ConfigError
 from .model import CAPABILITIES
 
 NLL_VARIANTS = ("sum", "mean")
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -105,9 +106,10 @@ def _str_list(where: str, key: str, value: Any) -> tuple[str, ...]:
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
-    """Load a YAML mapping with ``yaml.safe_load`` (never arbitrary objects)."""
+    """Load a YAML mapping with a safe loader (never arbitrary objects)."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # CSafeLoader is libyaml's safe loader (10x faster, same safety as yaml.safe_load).
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_SafeLoader)
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: invalid YAML ({e})") from None
     except OSError as e:

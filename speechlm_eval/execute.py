@@ -104,7 +104,7 @@ def run_loglikelihood(
         audios: dict[str, Audio] = {}
         keys: dict[str, str] = {}
         for s in stems:
-            a = load_audio(files[s], expected_rate)
+            a = load_audio(files[s], expected_rate, infos[s])
             keys[s] = digest([mkey, "loglikelihood", a.content_hash(), target])
             audios[s] = a
             if target is not None and a.sample_rate != target:

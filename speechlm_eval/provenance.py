@@ -21,6 +21,7 @@ TRACKED_PACKAGES = (
 )
 
 
+@cache
 def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for name in (*TRACKED_PACKAGES, *extra):

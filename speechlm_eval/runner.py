@@ -345,7 +345,7 @@ class Evaluation:
             "model_name_sanitized": sanitize_model_name(self.model_name),
             "git_hash": git_hash(),
             "speechlm_eval_version": __version__,
-            "packages": package_versions(),
+            "packages": dict(package_versions()),
         }
 
     def _write(self, res: dict[str, Any], samples: dict[str, list[dict[str, Any]]]) -> None:
