@@ -1,5 +1,7 @@
 """One module per built-in benchmark; ``SUBSETS`` is the build order."""
 
+from .abx import ABX
 from .lexical import Lexical
+from .salmon import Salmon
 
-SUBSETS = [Lexical()]
+SUBSETS = [Lexical(), Salmon(), ABX()]

@@ -96,7 +96,7 @@ SENTENCES = (
 
 
 def _silence(seconds: float) -> np.ndarray:
-    return np.zeros(int(round(seconds * SR)))
+    return np.zeros(round(seconds * SR))
 
 
 def _active(x: np.ndarray, floor_db: float = FLOOR_DB) -> tuple[int, int]:
@@ -381,15 +381,20 @@ def _speaker(ctx: BuildContext, part: str, i: int, speech: _Speech, render: bool
     s = _sentence_for(ctx, i)
     first = speech.half(a, s, 0)
     switch = LEAD + (first.size + _silence(PAUSE).size) / SR
-    row = {"voice": a, "positive": a, "negative": f"{a} -> {b}", "switch_s": f"{switch:.4f}",
-           "detail": f"second_voice={b}"}
+    row = {
+        "voice": a,
+        "positive": a,
+        "negative": f"{a} -> {b}",
+        "switch_s": f"{switch:.4f}",
+        "detail": "",
+    }
     if not render:
-        return s, row, None, None
+        return s, row, (a, b), None, None
     head = [_silence(LEAD), first, _silence(PAUSE)]
     pos = np.concatenate([*head, speech.half(a, s, 1), _silence(TAIL)])
     neg = np.concatenate([*head, speech.half(b, s, 1), _silence(TAIL)])
     n = max(pos.size, neg.size)  # the shorter one gets more trailing silence
-    return s, row, np.pad(pos, (0, n - pos.size)), np.pad(neg, (0, n - neg.size))
+    return s, row, (a, b), np.pad(pos, (0, n - pos.size)), np.pad(neg, (0, n - neg.size))
 
 
 def _background(ctx: BuildContext, part: str, i: int, speech: _Speech, render: bool) -> tuple:
@@ -405,20 +410,23 @@ def _background(ctx: BuildContext, part: str, i: int, speech: _Speech, render: b
         other = [t for t in NOISES if t != first]
     second = rng.choice(other)
     snr = rng.uniform(*SNR_DB)
-    x = np.concatenate([_silence(NOISE_MARGIN), speech.sentence(voice, s),
-                        _silence(NOISE_MARGIN)])
+    x = np.concatenate([_silence(NOISE_MARGIN), speech.sentence(voice, s), _silence(NOISE_MARGIN)])
     at = x.size // 2
-    row = {"voice": voice, "positive": f"{first} ({NOISES[first][0]})",
-           "negative": f"{first} ({NOISES[first][0]}) -> {second} ({NOISES[second][0]})",
-           "switch_s": f"{at / SR:.4f}", "detail": f"snr_db={snr:.2f}"}
+    row = {
+        "voice": voice,
+        "positive": f"{first} ({NOISES[first][0]})",
+        "negative": f"{first} ({NOISES[first][0]}) -> {second} ({NOISES[second][0]})",
+        "switch_s": f"{at / SR:.4f}",
+        "detail": f"snr_db={snr:.2f}",
+    }
     if not render:
-        return s, row, None, None
+        return s, row, (voice,), None, None
     n1 = NOISES[first][1](ctx.np_rng(part, i, "noise", 1), x.size)
     n2 = NOISES[second][1](ctx.np_rng(part, i, "noise", 2), x.size)
     gain = TARGET_RMS / 10 ** (snr / 20)  # speech halves are at TARGET_RMS
     pos = x + gain * n1
     neg = x + gain * _switch(n1, n2, at, equal_power=True)
-    return s, row, _loudness(pos), _loudness(neg)
+    return s, row, (voice,), _loudness(pos), _loudness(neg)
 
 
 def _room(ctx: BuildContext, part: str, i: int, speech: _Speech, render: bool) -> tuple:
@@ -433,13 +441,20 @@ def _room(ctx: BuildContext, part: str, i: int, speech: _Speech, render: bool) -
     x = np.concatenate([_silence(RIR_LEAD), speech.sentence(voice, s), _silence(RIR_TAIL)])
     at = x.size // 2
     desc = [f"rt60={rt[k]:.2f}s drr={drr[k]:.1f}dB" for k in range(2)]
-    row = {"voice": voice, "positive": desc[0], "negative": f"{desc[0]} -> {desc[1]}",
-           "switch_s": f"{at / SR:.4f}", "detail": f"rt60_ratio={max(rt) / min(rt):.2f}"}
+    row = {
+        "voice": voice,
+        "positive": desc[0],
+        "negative": f"{desc[0]} -> {desc[1]}",
+        "switch_s": f"{at / SR:.4f}",
+        "detail": f"rt60_ratio={max(rt) / min(rt):.2f}",
+    }
     if not render:
-        return s, row, None, None
-    y = [_unit(signal.fftconvolve(x, _rir(ctx.np_rng(part, i, "rir", k), rt[k], drr[k]))[
-        : x.size]) for k in range(2)]
-    return s, row, _loudness(y[0]), _loudness(_switch(y[0], y[1], at, equal_power=False))
+        return s, row, (voice,), None, None
+    y = [
+        _unit(signal.fftconvolve(x, _rir(ctx.np_rng(part, i, "rir", k), rt[k], drr[k]))[: x.size])
+        for k in range(2)
+    ]
+    return s, row, (voice,), _loudness(y[0]), _loudness(_switch(y[0], y[1], at, equal_power=False))
 
 
 PART_BUILDERS = {
@@ -470,44 +485,79 @@ class Salmon(Subset):
             for i in range(n):
                 rels = [f"{out}/sample_{i}_{k}.wav" for k in (0, 1)]
                 render = not all(ctx.has(r) for r in rels)
-                s, row, pos, neg = PART_BUILDERS[part](ctx, part, i, speech, render)
+                s, row, vs, pos, neg = PART_BUILDERS[part](ctx, part, i, speech, render)
                 if render:
                     if pos.size != neg.size:
                         raise AssertionError(f"{part} sample {i}: candidates differ in length")
                     ctx.write_wav(rels[0], pos)
                     ctx.write_wav(rels[1], neg)
                 ctx.tick(2)
-                used.add(row["voice"])
-                used.update(d.split("=", 1)[1] for d in [row["detail"]]
-                            if d.startswith("second_voice="))
+                used.update(vs)
                 rows.append({"sample": i, "text": SENTENCES[s], **row})
             buf = io.StringIO()
             w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
             w.writeheader()
             w.writerows(rows)
             ctx.write_text(f"{out}/meta.csv", buf.getvalue())
-            ctx.write_text(f"{out}/README.md", CARD.format(
-                part=part, size=ctx.size, seed=ctx.seed, samples=n, files=2 * n,
-                how=HOW[part].format(
-                    snr=f"{SNR_DB[0]:g}-{SNR_DB[1]:g}", xfade=int(XFADE * 1000),
-                    margin=NOISE_MARGIN, short=f"{RT60_SHORT[0]:g}-{RT60_SHORT[1]:g}",
-                    rt_max=RT60_MAX, domains=_domain_list(),
-                    same=", ".join(f"{a} -> {b}" for a, b in _voice_pairs(ctx.voices, True)),
-                    diff=", ".join(f"{a} -> {b}" for a, b in _voice_pairs(ctx.voices, False)),
-                    voices=", ".join(ctx.voices), n_sentences=len(SENTENCES)),
-                not_built="\n".join(f"- {k}: {v}." for k, v in NOT_BUILT.items())))
+            same, diff = _pair_lines(ctx.voices, True), _pair_lines(ctx.voices, False)
+            ctx.write_text(
+                f"{out}/README.md",
+                CARD.format(
+                    part=part,
+                    size=ctx.size,
+                    seed=ctx.seed,
+                    samples=n,
+                    files=2 * n,
+                    how=HOW[part].format(
+                        snr=f"{SNR_DB[0]:g}-{SNR_DB[1]:g}",
+                        xfade=int(XFADE * 1000),
+                        margin=NOISE_MARGIN,
+                        short=f"{RT60_SHORT[0]:g}-{RT60_SHORT[1]:g}",
+                        rt_max=RT60_MAX,
+                        domains=_domain_list(),
+                        same=same[0],
+                        same_note=same[1],
+                        diff=diff[0],
+                        diff_note=diff[1],
+                        voices=", ".join(ctx.voices),
+                        n_sentences=len(SENTENCES),
+                    ),
+                    not_built="\n".join(f"  - {k}: {v}." for k, v in NOT_BUILT.items()),
+                ),
+            )
         voices = [v for v in ctx.voices if v in used]
         counts = {"samples_per_part": n, "parts": len(PARTS), "files": 2 * n * len(PARTS)}
-        notes = {"not_built": sorted(NOT_BUILT), "snr_db": list(SNR_DB),
-                 "noise_domains": {d: [t for t, (dd, _) in NOISES.items() if dd == d]
-                                   for d in DOMAINS}}
+        notes = {
+            "not_built": sorted(NOT_BUILT),
+            "snr_db": list(SNR_DB),
+            "noise_domains": {d: [t for t, (dd, _) in NOISES.items() if dd == d] for d in DOMAINS},
+        }
         return SubsetResult(counts, voices, notes)
 
 
 def _domain_list() -> str:
-    return "; ".join(
-        f"{d}: {', '.join(t for t, (dd, _) in NOISES.items() if dd == d)}" for d in DOMAINS
+    return "\n".join(
+        f"  - {d}: {', '.join(t for t, (dd, _) in NOISES.items() if dd == d)}" for d in DOMAINS
     )
+
+
+def _pair_lines(voices: dict[str, Voice], same_gender: bool) -> tuple[str, str]:
+    """Card lines listing the voice pairs, and a caveat when a pair also switches engine."""
+    lines, crossing = [], 0
+    for a, b in _voice_pairs(voices, same_gender):
+        ia, ib = voices[a].info, voices[b].info
+        other = ia.engine != ib.engine
+        crossing += other
+        mark = " (different engines)" if other else ""
+        lines.append(f"  - {a} ({ia.gender}, {ia.engine}) -> {b} ({ib.gender}, {ib.engine}){mark}")
+    note = (
+        "- Caveat: a switch between engines (neural vs formant) changes the synthesis as well\n"
+        "  as the speaker, so it is much easier to hear than a switch between two natural\n"
+        "  speakers; pairs within one engine change mainly pitch and formants."
+        if crossing
+        else "- All pairs are voices of one engine."
+    )
+    return "\n".join(lines), note
 
 
 HOW = {
@@ -517,23 +567,23 @@ HOW = {
   with continuation prosody), trimmed of silence and set to the same RMS. Layout:
   0.3 s silence, first half, 0.2 s pause, second half, 0.3 s silence.
 - Positive: both halves by voice A. Negative: the same first half (identical samples), then
-  the second half by voice B of the same gender. Ordered pairs used in turn: {same}.
-- Caveat: of the two male voices one is neural (Piper) and one a formant synthesiser
-  (eSpeak), so the switch changes the synthesis engine as well as the speaker and is much
-  easier to hear than a switch between two natural speakers of the same gender.
+  the second half by voice B of the same gender. Ordered pairs (A -> B), used in turn:
+{same}
+{same_note}
 - Voices speak at different rates, so the second halves differ in length; the shorter
   candidate is padded with trailing silence (both orders of every pair are used, so which
   candidate gets more silence is balanced over the part).""",
     "gender_consistency": """\
 - Built exactly like speaker_consistency (same sentence pool, halves, pauses and padding),
-  but voice B has the other gender. Ordered pairs used in turn: {diff}.
-- Pairs with the Piper voice also change the engine (neural vs formant); the eSpeak pairs
-  (m3 vs f3) change mainly pitch and formants within one engine.""",
+  but voice B has the other gender. Ordered pairs (A -> B), used in turn:
+{diff}
+{diff_note}""",
     "bg_domain_consistency": """\
 - Speech: a whole sentence (two halves with a 0.2 s pause) by one voice, voices in turn
   ({voices}), with {margin} s of noise-only lead-in and tail.
 - Background noise, generated procedurally per sample from the seed, in four domains:
-  {domains}. A noise is drawn by domain first (uniform), then type; all its parameters
+{domains}
+  A noise is drawn by domain first (uniform), then type; all its parameters
   (filter cut-offs, rates, keys, ...) are drawn once per sample and it is normalised to unit
   RMS over the whole file.
 - Speech-to-noise ratio drawn per sample in {snr} dB (speech RMS over the speech halves),
@@ -541,15 +591,17 @@ HOW = {
 - Positive: one noise throughout. Negative: the same speech and the same noise (identical
   samples) up to the middle of the file, then a noise from a different domain, with a
   {xfade} ms equal-power cross-fade so the switch itself is no click. Both candidates are
-  then set to the same RMS (the speech in them differs by a gain well under 1%).""",
+  then set to the same RMS, so their shared first halves differ by a gain of at most a
+  few percent (about 0.1 dB).""",
     "bg_all_consistency": """\
 - Built exactly like bg_domain_consistency, except that the negative's second noise is any
   other noise type, possibly of the same domain (e.g. white -> pink, rain -> wind).
-- Noise domains and types: {domains}. SNR {snr} dB, {xfade} ms equal-power cross-fade at the
-  middle of the file, {margin} s noise-only lead-in and tail.""",
+- SNR {snr} dB, {xfade} ms equal-power cross-fade at the middle of the file, {margin} s
+  noise-only lead-in and tail. Noise domains and types:
+{domains}""",
     "rir_consistency": """\
-- Speech: a whole sentence by one voice, voices in turn ({voices}), 0.2 s lead-in and 0.6 s
-  of tail for the reverberation.
+- Speech: a whole sentence by one voice, voices in turn ({voices}),
+  0.2 s lead-in and 0.6 s of tail for the reverberation.
 - Rooms: synthetic impulse responses: a direct path, 6-12 early reflections in the first
   40 ms, and a diffuse tail of low-passed (3-7 kHz) Gaussian noise decaying 60 dB in RT60;
   direct-to-reverberant ratio = U(0, 4) dB - 10 log10(RT60 / 0.3 s), so livelier rooms are
@@ -559,7 +611,8 @@ HOW = {
   RMS. Positive: room 1 throughout. Negative: room 1 up to the middle of the file (identical
   samples), then room 2, with a {xfade} ms linear cross-fade (the two versions are
   correlated, so equal-gain keeps the level). The switch is instantaneous, as if the whole
-  room changed; a real talker would need to move.""",
+  room changed; a real talker would need to move. Both candidates are then set to the same
+  RMS, so their shared first halves differ by a gain (at most about 0.5 dB).""",
 }
 
 CARD = """\
