@@ -3,5 +3,7 @@
 from .abx import ABX
 from .lexical import Lexical
 from .salmon import Salmon
+from .storycloze import StoryCloze
+from .syntactic import Syntactic
 
-SUBSETS = [Lexical(), Salmon(), ABX()]
+SUBSETS = [Lexical(), Syntactic(), StoryCloze(), Salmon(), ABX()]
