@@ -1,9 +1,15 @@
 """One module per built-in benchmark; ``SUBSETS`` is the build order."""
 
 from .abx import ABX
+from .asr import ASR
+from .dialogue import Dialogue
 from .lexical import Lexical
+from .prosody import Prosody
 from .salmon import Salmon
 from .storycloze import StoryCloze
+from .stsp import STSP
 from .syntactic import Syntactic
 
-SUBSETS = [Lexical(), Syntactic(), StoryCloze(), Salmon(), ABX()]
+SUBSETS = [
+    Lexical(), Syntactic(), StoryCloze(), Salmon(), ABX(), ASR(), Prosody(), STSP(), Dialogue()
+]
