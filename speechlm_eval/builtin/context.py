@@ -17,6 +17,11 @@ from .voices import SAMPLE_RATE, Voice
 SIZES = ("tiny", "small", "full")
 
 
+def stem(seed: int, *keys: object) -> str:
+    """Opaque file stem, as in the official data: names reveal nothing about the label."""
+    return hashlib.sha256(repr((seed, *keys)).encode()).hexdigest()[:12]
+
+
 @dataclass
 class BuildContext:
     """Everything a subset needs; all files go below ``work`` (a private staging folder)."""

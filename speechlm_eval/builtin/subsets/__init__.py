@@ -11,5 +11,13 @@ from .stsp import STSP
 from .syntactic import Syntactic
 
 SUBSETS = [
-    Lexical(), Syntactic(), StoryCloze(), Salmon(), ABX(), ASR(), Prosody(), STSP(), Dialogue()
+    Lexical(),
+    Syntactic(),
+    StoryCloze(),
+    Salmon(),
+    ABX(),
+    ASR(),
+    Prosody(),
+    STSP(),
+    Dialogue(),
 ]

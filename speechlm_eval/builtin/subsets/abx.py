@@ -9,13 +9,12 @@ both ABX conditions (within and across speaker, within context) can be computed.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 
 import numpy as np
 import soundfile as sf
 
-from ..context import BuildContext, Subset, SubsetResult
+from ..context import BuildContext, Subset, SubsetResult, stem
 from ..voices import SAMPLE_RATE, normalise
 
 OUT = "abx/dev"
@@ -31,11 +30,6 @@ SPEEDS = {"tiny": (0.95, 1.05), "small": (0.94, 1.0, 1.06), "full": (0.94, 1.0, 
 N_VOICES = 3  # the first voices of the pool
 PAD = (0.1, 0.3)  # s of silence before and after each token, drawn per token
 FLOOR_DB = -40.0  # silence threshold (10 ms power relative to the token's peak)
-
-
-def stem(seed: int, *keys: object) -> str:
-    """Opaque file stem (names carry no labels; the item file does)."""
-    return hashlib.sha256(repr((seed, *keys)).encode()).hexdigest()[:12]
 
 
 def _known_triphones() -> set[tuple[str, ...]]:

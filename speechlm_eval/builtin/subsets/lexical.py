@@ -9,10 +9,9 @@ from phonemes by the same voice, so the only systematic difference is lexicality
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 
-from ..context import BuildContext, Subset, SubsetResult
+from ..context import BuildContext, Subset, SubsetResult, stem
 from ..lexicon import FREQ_SCALE, candidate_words, load_lexicon
 
 OUT = "zerospeech2021/lexical/dev"
@@ -26,11 +25,6 @@ def _band(count: int) -> str:
         if count >= lo and (hi is None or count < hi):
             return label
     raise AssertionError(count)
-
-
-def stem(seed: int, *keys: object) -> str:
-    """Opaque file stem, as in the official data: names reveal nothing about the label."""
-    return hashlib.sha256(repr((seed, *keys)).encode()).hexdigest()[:12]
 
 
 class Lexical(Subset):

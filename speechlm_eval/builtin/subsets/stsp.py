@@ -7,11 +7,10 @@ score on the text agrees with it; the number of dropped candidates is recorded.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 
-from ..context import BuildContext, Subset, SubsetResult
+from ..context import BuildContext, Subset, SubsetResult, stem
 
 OUT = "stsp/dev"
 ITEMS = {"tiny": 6, "small": 150, "full": 600}  # split evenly over the three labels
@@ -86,11 +85,6 @@ def vader():
             "stsp: the label check needs vaderSentiment (pip install vaderSentiment)"
         ) from None
     return SentimentIntensityAnalyzer()
-
-
-def stem(seed: int, *keys: object) -> str:
-    """Opaque file stem: names reveal nothing about the label."""
-    return hashlib.sha256(repr((seed, *keys)).encode()).hexdigest()[:12]
 
 
 class STSP(Subset):

@@ -21,8 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from math import prod
 
-from ..context import BuildContext, Subset, SubsetResult
-from .lexical import stem
+from ..context import BuildContext, Subset, SubsetResult, stem
 
 OUT = "zerospeech2021/syntactic/dev"
 PER_TYPE = {"tiny": 2, "small": 30, "full": 200}
