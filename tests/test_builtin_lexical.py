@@ -26,9 +26,9 @@ def lex():
 
 
 def test_syllabify_maximal_onset(lex):
-    s = syllabify("EH1 K S T R AH0".split(), lex.legal_onsets)  # "extra": ek.stra
+    s = syllabify(["EH1", "K", "S", "T", "R", "AH0"], lex.legal_onsets)  # "extra": ek.stra
     assert s == [Syllable((), ("EH1",), ("K",)), Syllable(("S", "T", "R"), ("AH0",), ())]
-    s = syllabify("T EY1 B AH0 L".split(), lex.legal_onsets)  # "table": tei.bl
+    s = syllabify(["T", "EY1", "B", "AH0", "L"], lex.legal_onsets)  # "table": tei.bl
     assert [x.phones for x in s] == [("T", "EY1"), ("B", "AH0", "L")]
 
 
@@ -51,9 +51,9 @@ def test_nonwords_are_matched_legal_and_not_words(lex):
 
 
 def test_phone_conversions():
-    assert arpabet_to_ipa("B L IH1 K".split()) == "blˈɪk"
-    assert arpabet_to_ipa("W AO1 T ER0".split()) == "wˈɔːtɚ"
-    assert arpabet_to_espeak("B L IH1 K".split()) == "bl'Ik"
+    assert arpabet_to_ipa(["B", "L", "IH1", "K"]) == "blˈɪk"
+    assert arpabet_to_ipa(["W", "AO1", "T", "ER0"]) == "wˈɔːtɚ"
+    assert arpabet_to_espeak(["B", "L", "IH1", "K"]) == "bl'Ik"
     with pytest.raises(ValueError, match="not an ARPAbet phone"):
         arpabet_to_ipa(["QQ1"])
 
