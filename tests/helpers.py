@@ -164,3 +164,15 @@ def make_syntactic(
         w.writeheader()
         w.writerows(good + bad)
     return d
+
+
+def build_tiny(out: Path, names: list[str], voices: dict | None = None) -> dict:
+    """Build registered built-in subsets at size tiny (optionally with another voice pool)."""
+    import pytest
+
+    from speechlm_eval.builtin import build as build_mod
+
+    with pytest.MonkeyPatch.context() as mp:
+        if voices is not None:
+            mp.setattr(build_mod, "all_voices", lambda: voices)
+        return build_mod.build(out, seed=0, size="tiny", names=names, progress=False)

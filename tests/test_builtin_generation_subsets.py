@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from helpers import build_tiny
 
 import speechlm_eval.builtin.build as build_mod
 from speechlm_eval.builtin.context import BuildContext
@@ -46,11 +47,7 @@ VAD_TOLERANCE = 0.15
 
 
 def _build(out: Path, voices: dict | None = None) -> dict:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(build_mod, "subsets", lambda: {n: SUBSETS[n]() for n in NAMES})
-        if voices is not None:
-            mp.setattr(build_mod, "all_voices", lambda: voices)
-        return build_mod.build(out, seed=0, size="tiny", names=NAMES, progress=False)
+    return build_tiny(out, NAMES, voices)
 
 
 @pytest.fixture(scope="module")

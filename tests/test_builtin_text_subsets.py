@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from helpers import build_tiny
 
-import speechlm_eval.builtin.build as build_mod
 from speechlm_eval.builtin.context import BuildContext
 from speechlm_eval.builtin.subsets import storycloze as sc
 from speechlm_eval.builtin.subsets import syntactic as syn
@@ -29,15 +29,7 @@ NAMES = ["syntactic", "storycloze"]
 
 
 def _build(out: Path, voices: dict | None = None) -> dict:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(
-            build_mod,
-            "subsets",
-            lambda: {"syntactic": syn.Syntactic(), "storycloze": sc.StoryCloze()},
-        )
-        if voices is not None:
-            mp.setattr(build_mod, "all_voices", lambda: voices)
-        return build_mod.build(out, seed=0, size="tiny", names=NAMES, progress=False)
+    return build_tiny(out, NAMES, voices)
 
 
 @pytest.fixture(scope="module")
