@@ -9,10 +9,13 @@ and nothing half-written, and the next run (any number of processes) skips them.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 
 class ResultCache:
@@ -53,3 +56,46 @@ class ResultCache:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+class BlobStore:
+    """Arrays and audio too large for the JSON cache: one ``.npy`` file per key, written atomically.
+
+    Lives next to the SQLite cache (``<cache>.blobs/``); the SQLite row of a request names its
+    blob, so a row without its file (deleted by hand) is treated as a miss and recomputed.
+    ``root=None`` keeps nothing (``--no_cache``): values then stay in memory for the run.
+    """
+
+    def __init__(self, root: str | Path | None) -> None:
+        self.root = Path(root) if root else None
+        self._mem: dict[str, Any] = {}
+
+    @classmethod
+    def beside(cls, cache_path: str | Path | None) -> BlobStore:
+        return cls(Path(f"{cache_path}.blobs") if cache_path else None)
+
+    def _path(self, key: str) -> Path:
+        assert self.root is not None
+        return self.root / key[:2] / f"{key}.npy"
+
+    def put(self, key: str, array: np.ndarray) -> None:
+        if self.root is None:
+            self._mem[key] = array
+            return
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+        os.replace(tmp, path)  # readers see the whole file or none
+
+    def get(self, key: str) -> np.ndarray | None:
+        if self.root is None:
+            return self._mem.get(key)
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError):  # truncated by a crash before os.replace cannot happen,
+            return None  # but a disk error or a hand-edited file is a miss, not a failure

@@ -7,13 +7,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from .audio import Audio, audio_info, load_audio
-from .cache import ResultCache
+from .cache import BlobStore, ResultCache
 from .errors import PluginError
 from .hashing import digest
-from .model import LoglikelihoodRequest, LoglikelihoodResult, SpeechLM
+from .model import (
+    EncodeRequest,
+    EncodeResult,
+    LoglikelihoodRequest,
+    LoglikelihoodResult,
+    ResynthesizeRequest,
+    SpeechLM,
+)
 
 DEFAULT_MAX_BATCH = 64
 
@@ -82,6 +90,152 @@ def model_key(plugin: str, model: SpeechLM) -> str:
     return digest({"plugin": plugin, "identity": model.identity()})
 
 
+@dataclass(frozen=True)
+class Capability:
+    """How one capability's requests are made, sent, checked and cached.
+
+    ``make``: (stem, audio at the model's rate) -> request; ``call``: the model's batched
+    method; ``store``: (stem, result) -> JSON value for the cache (may put arrays in the
+    blob store under ``key``); ``load``: JSON value (+ key) -> the value the scorer gets, or
+    ``None`` when a blob is gone (then the request is recomputed).
+    """
+
+    name: str
+    make: Callable[[str, Audio], Any]
+    call: Callable[[list[Any]], list[Any]]
+    store: Callable[[str, str, Any], Any]
+    load: Callable[[str, Any], Any]
+    options: tuple[Any, ...] = ()  # request options that change the result (part of the key)
+
+
+def run_requests(
+    model: SpeechLM,
+    mkey: str,
+    files: Mapping[str, Path],
+    cap: Capability,
+    *,
+    expected_rate: int | None,
+    cache: ResultCache,
+    sizer: BatchSizer,
+    desc: str,
+    stats: ExecStats,
+) -> dict[str, Any]:
+    """One request per audio file, longest first, through the cache; returns ``stem -> value``."""
+    infos = {s: audio_info(p, expected_rate) for s, p in files.items()}
+    order = sorted(infos, key=lambda s: (-infos[s].frames / infos[s].sample_rate, s))
+    target = model.sample_rate
+    out: dict[str, Any] = {}
+    bar = tqdm(total=len(order), desc=desc, unit="file", dynamic_ncols=True)
+
+    def one_batch(stems: list[str]) -> list[None]:
+        audios: dict[str, Audio] = {}
+        keys: dict[str, str] = {}
+        for s in stems:
+            a = load_audio(files[s], expected_rate, infos[s])
+            keys[s] = digest([mkey, cap.name, a.content_hash(), target, *cap.options])
+            audios[s] = a
+            if target is not None and a.sample_rate != target:
+                # Counted for every file, cached or not, so the record does not vary by run.
+                k = f"{a.sample_rate}->{target}"
+                stats.resampled[k] = stats.resampled.get(k, 0) + 1
+        hits = cache.get_many(keys.values())
+        todo = []
+        for s in stems:
+            value = cap.load(keys[s], hits[keys[s]]) if keys[s] in hits else None
+            if value is None:
+                todo.append(s)
+            else:
+                out[s] = value
+        stats.cache_hits += len(stems) - len(todo)
+        if todo:
+            reqs = [cap.make(s, _to_rate(audios[s], target)) for s in todo]
+            res = _check_len(cap.call(reqs), reqs)
+            stats.model_calls += 1
+            stats.batch_sizes.append(len(reqs))
+            new = {keys[s]: cap.store(keys[s], s, r) for s, r in zip(todo, res, strict=True)}
+            cache.put_many(new)  # after the blobs: a committed row always has its blob
+            for s in todo:
+                out[s] = cap.load(keys[s], new[keys[s]])
+            stats.computed += len(todo)
+        bar.update(len(stems))
+        return [None] * len(stems)
+
+    try:
+        sizer.run(order, one_batch)
+    finally:
+        bar.close()
+    return out
+
+
+def loglikelihood_capability(model: SpeechLM) -> Capability:
+    return Capability(
+        name="loglikelihood",
+        make=lambda s, a: LoglikelihoodRequest(audio=a, key=s),
+        call=model.loglikelihood,
+        store=lambda _k, s, r: _check_result(r, s),
+        load=lambda _k, v: v,
+    )
+
+
+def encode_capability(model: SpeechLM, blobs: BlobStore) -> Capability:
+    """``encode``: frame features (or units) per file, kept as ``.npy`` blobs beside the cache."""
+
+    def store(key: str, stem: str, r: Any) -> dict[str, Any]:
+        feats, rate = _check_encoded(r, stem)
+        blobs.put(key, feats)
+        return {"frame_rate": rate, "shape": list(feats.shape)}
+
+    def load(key: str, v: dict[str, Any]) -> tuple[np.ndarray, float] | None:
+        feats = blobs.get(key)
+        return None if feats is None else (feats, float(v["frame_rate"]))
+
+    return Capability(
+        "encode", lambda s, a: EncodeRequest(audio=a, key=s), model.encode, store, load
+    )
+
+
+def resynthesize_capability(model: SpeechLM, blobs: BlobStore) -> Capability:
+    """``resynthesize``: output audio per file, kept as ``.npy`` blobs beside the cache."""
+
+    def store(key: str, stem: str, r: Any) -> dict[str, Any]:
+        if not isinstance(r, Audio):
+            raise PluginError(
+                f"model returned {type(r).__name__} for {stem!r} from resynthesize; "
+                "expected speechlm_eval.Audio"
+            )
+        blobs.put(key, r.samples)
+        return {"sample_rate": int(r.sample_rate)}
+
+    def load(key: str, v: dict[str, Any]) -> Audio | None:
+        x = blobs.get(key)
+        return None if x is None else Audio(x, int(v["sample_rate"]), f"resynthesis:{key[:12]}")
+
+    return Capability(
+        "resynthesize",
+        lambda s, a: ResynthesizeRequest(audio=a, key=s),
+        model.resynthesize,
+        store,
+        load,
+    )
+
+
+def _check_encoded(r: Any, stem: str) -> tuple[np.ndarray, float]:
+    if not isinstance(r, EncodeResult):
+        raise PluginError(
+            f"model returned {type(r).__name__} for {stem!r} from encode; "
+            "expected speechlm_eval.EncodeResult"
+        )
+    f = np.asarray(r.features)
+    if f.ndim not in (1, 2) or f.shape[0] == 0:
+        raise PluginError(f"encode({stem!r}): expected (frames,) or (frames, dims), got {f.shape}")
+    if f.dtype.kind == "f" and not np.all(np.isfinite(f)):
+        raise PluginError(f"encode({stem!r}): features contain NaN or infinite values")
+    rate = float(r.frame_rate)
+    if not (np.isfinite(rate) and rate > 0):
+        raise PluginError(f"encode({stem!r}): frame_rate must be a positive number, got {rate}")
+    return f, rate
+
+
 def run_loglikelihood(
     model: SpeechLM,
     mkey: str,
@@ -94,50 +248,17 @@ def run_loglikelihood(
     stats: ExecStats,
 ) -> dict[str, dict[str, float]]:
     """Log-likelihood of every file, longest first; returns ``stem -> {logprob, num_tokens}``."""
-    infos = {s: audio_info(p, expected_rate) for s, p in files.items()}
-    order = sorted(infos, key=lambda s: (-infos[s].frames / infos[s].sample_rate, s))
-    target = model.sample_rate
-    out: dict[str, dict[str, float]] = {}
-    bar = tqdm(total=len(order), desc=desc, unit="file", dynamic_ncols=True)
-
-    def one_batch(stems: list[str]) -> list[None]:
-        audios: dict[str, Audio] = {}
-        keys: dict[str, str] = {}
-        for s in stems:
-            a = load_audio(files[s], expected_rate, infos[s])
-            keys[s] = digest([mkey, "loglikelihood", a.content_hash(), target])
-            audios[s] = a
-            if target is not None and a.sample_rate != target:
-                # Counted for every file, cached or not, so the record does not vary by run.
-                k = f"{a.sample_rate}->{target}"
-                stats.resampled[k] = stats.resampled.get(k, 0) + 1
-        hits = cache.get_many(keys.values())
-        todo = [s for s in stems if keys[s] not in hits]
-        for s in stems:
-            if keys[s] in hits:
-                out[s] = hits[keys[s]]
-        stats.cache_hits += len(stems) - len(todo)
-        if todo:
-            reqs = [LoglikelihoodRequest(audio=_to_rate(audios[s], target), key=s) for s in todo]
-            res = model.loglikelihood(reqs)
-            stats.model_calls += 1
-            stats.batch_sizes.append(len(reqs))
-            new = {
-                keys[s]: _check_result(r, s)
-                for s, r in zip(todo, _check_len(res, reqs), strict=True)
-            }
-            cache.put_many(new)
-            for s in todo:
-                out[s] = new[keys[s]]
-            stats.computed += len(todo)
-        bar.update(len(stems))
-        return [None] * len(stems)
-
-    try:
-        sizer.run(order, one_batch)
-    finally:
-        bar.close()
-    return out
+    return run_requests(
+        model,
+        mkey,
+        files,
+        loglikelihood_capability(model),
+        expected_rate=expected_rate,
+        cache=cache,
+        sizer=sizer,
+        desc=desc,
+        stats=stats,
+    )
 
 
 def _to_rate(a: Audio, target: int | None) -> Audio:

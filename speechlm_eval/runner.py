@@ -14,15 +14,15 @@ import numpy as np
 import platformdirs
 
 from . import __version__, registry
-from .cache import ResultCache
-from .config import NLL_VARIANTS, TaskConfig
+from .cache import BlobStore, ResultCache
+from .config import TaskConfig
 from .dataset import ChoiceDataset, locate
 from .errors import ConfigError, DataError, DataNotFoundError, PluginError
-from .execute import BatchSizer, ExecStats, model_key, run_loglikelihood
+from .execute import BatchSizer, ExecStats, model_key
 from .model import SpeechLM
+from .pipelines import TaskContext, pipeline_for
 from .provenance import git_hash, package_versions
 from .results import atomic_write_text, dumps, sanitize_model_name, timestamp, write_jsonl
-from .scorers.base import ScoreReport, choice_score
 from .tasks import TaskIndex, load_index
 
 
@@ -152,24 +152,6 @@ def make_scorer(cfg: TaskConfig) -> Any:
     return registry.get("scorers", cfg.scoring.scorer)(dict(cfg.scoring.options))
 
 
-def metric_entries(report: ScoreReport, filt: str) -> tuple[dict[str, Any], dict[str, bool]]:
-    """``{metric,filter: value, metric_stderr,filter: se}`` as lm-evaluation-harness writes them."""
-    entries: dict[str, Any] = {}
-    hib: dict[str, bool] = {}
-    for name, m in report.metrics.items():
-        entries[f"{name},{filt}"] = m.value
-        entries[f"{name}_stderr,{filt}"] = m.stderr if m.stderr is not None else "N/A"
-        hib[name] = m.higher_is_better
-    return entries, hib
-
-
-def nll_scores(ll: dict[str, dict[str, float]], variant: str) -> dict[str, float]:
-    """Per-file score (higher = more likely): total log-prob, or its per-token mean."""
-    if variant == "sum":
-        return {s: v["logprob"] for s, v in ll.items()}
-    return {s: v["logprob"] / v["num_tokens"] for s, v in ll.items()}
-
-
 class Evaluation:
     """One ``slm-eval run``: a model, a task list, options; produces the results dict."""
 
@@ -191,6 +173,7 @@ class Evaluation:
         self.ts = timestamp()
         cache_path = None if opts.no_cache else (opts.use_cache or default_cache_path())
         self.cache = ResultCache(cache_path)
+        self.blobs = BlobStore.beside(cache_path)
         self.cache_path = cache_path
         self.sizer = BatchSizer(opts.batch_size, opts.max_batch_size)
         self.mkey = model_key(model_name, model)
@@ -259,64 +242,41 @@ class Evaluation:
         self, cfg: TaskConfig, res: dict[str, Any], stats: ExecStats
     ) -> list[dict[str, Any]]:
         name = cfg.task
+        pipeline = pipeline_for(cfg.capability, name)
         _seed_everything(self.opts.seed)
         full = read_task_data(cfg, self.opts.data_dir, self.opts.build_missing)
         n_orig = len(full.doc_ids())
         ds = full.limited(_limit_docs(self.opts.limit, n_orig))
-        ll = run_loglikelihood(
-            self.model,
-            self.mkey,
-            ds.files,
-            expected_rate=cfg.dataset.sample_rate,
+        ctx = TaskContext(
+            cfg=cfg,
+            dataset=ds,
+            model=self.model,
+            model_key=self.mkey,
             cache=self.cache,
+            blobs=self.blobs,
             sizer=self.sizer,
-            desc=name,
             stats=stats,
+            seed=self.opts.seed,
+            log_samples=self.opts.log_samples,
         )
-        scorer = make_scorer(cfg)
-        entry: dict[str, Any] = {"alias": name}
-        for variant in NLL_VARIANTS:
-            report = scorer.score(ds.items, nll_scores(ll, variant))
-            e, hib = metric_entries(report, f"nll_{variant}")
-            entry.update(e)
-            res["higher_is_better"][name] = hib
-        res["results"][name] = entry
+        out = pipeline(ctx)
+        res["results"][name] = {"alias": name, **out.entry}
+        res["higher_is_better"][name] = out.higher_is_better
         res["configs"][name] = cfg.as_dict()
         res["versions"][name] = cfg.version
         res["task_hashes"][name] = cfg.hash()
         res["n-samples"][name] = {"original": n_orig, "effective": len(ds.doc_ids())}
         res["datasets"][name] = full.identity
-        res["scoring"][name] = {
-            "scorer": cfg.scoring.scorer,
-            "variants": [f"nll_{v}" for v in NLL_VARIANTS],
-            "default": f"nll_{cfg.scoring.nll}",
-            "primary_metric": f"acc,nll_{cfg.scoring.nll}",
-            "item_rule": "1 if positive > every foil, 0 if below one, shared point on ties",
-        }
+        res["scoring"][name] = out.scoring
+        if out.judges:
+            res["judges"][name] = out.judges
         res["audio"][name] = {
             "dataset_sample_rate": cfg.dataset.sample_rate,
             "model_sample_rate": self.model.sample_rate,
             "resampled": stats.resampled,
             "resampler": "scipy.signal.resample_poly" if stats.resampled else None,
         }
-        return self._samples(ds, ll) if self.opts.log_samples else []
-
-    @staticmethod
-    def _samples(ds: ChoiceDataset, ll: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
-        rows = []
-        for it in ds.items:
-            row = {
-                "doc_id": it.doc_id,
-                "candidates": list(it.candidates),
-                "meta": it.meta,
-                "logprob": [ll[s]["logprob"] for s in it.candidates],
-                "num_tokens": [ll[s]["num_tokens"] for s in it.candidates],
-            }
-            for v in NLL_VARIANTS:
-                sc = nll_scores({s: ll[s] for s in it.candidates}, v)
-                row[f"score,nll_{v}"] = choice_score([sc[s] for s in it.candidates])
-            rows.append(row)
-        return rows
+        return out.samples
 
     def _groups(self, names: list[str], res: dict[str, Any]) -> None:
         for g in self.index.groups.values():

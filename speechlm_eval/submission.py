@@ -14,7 +14,8 @@ from typing import Any
 from .config import TaskConfig
 from .dataset import ChoiceDataset
 from .errors import DataError
-from .runner import make_scorer, metric_entries, read_task_data
+from .pipelines.base import metric_entries
+from .runner import make_scorer, read_task_data
 
 
 def read_scores(path: Path) -> dict[str, float]:

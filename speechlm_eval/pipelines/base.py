@@ -1,0 +1,59 @@
+"""What every pipeline gets (the task's context) and gives back (metric entries and records)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import registry
+from ..cache import BlobStore, ResultCache
+from ..config import TaskConfig
+from ..execute import BatchSizer, ExecStats
+from ..model import SpeechLM
+from ..scorers.base import ScoreReport
+
+
+@dataclass
+class TaskContext:
+    """One task of one run: the model, its data (already limited), the caches, the options."""
+
+    cfg: TaskConfig
+    dataset: Any  # what the task's reader returned (ChoiceDataset, ABXDataset, ...)
+    model: SpeechLM
+    model_key: str
+    cache: ResultCache
+    blobs: BlobStore
+    sizer: BatchSizer
+    stats: ExecStats
+    seed: int
+    log_samples: bool
+
+    @property
+    def name(self) -> str:
+        return self.cfg.task
+
+    def scorer(self) -> Any:
+        """The task's registered scorer, built from its YAML options."""
+        return registry.get("scorers", self.cfg.scoring.scorer)(dict(self.cfg.scoring.options))
+
+
+@dataclass
+class TaskOutcome:
+    """Results entry (``metric,filter`` keys as lm-evaluation-harness writes them) and records."""
+
+    entry: dict[str, Any]
+    higher_is_better: dict[str, bool]
+    scoring: dict[str, Any]
+    judges: dict[str, Any] = field(default_factory=dict)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+
+def metric_entries(report: ScoreReport, filt: str) -> tuple[dict[str, Any], dict[str, bool]]:
+    """``{metric,filter: value, metric_stderr,filter: se}`` as lm-evaluation-harness writes them."""
+    entries: dict[str, Any] = {}
+    hib: dict[str, bool] = {}
+    for name, m in report.metrics.items():
+        entries[f"{name},{filt}"] = m.value
+        entries[f"{name}_stderr,{filt}"] = m.stderr if m.stderr is not None else "N/A"
+        hib[name] = m.higher_is_better
+    return entries, hib

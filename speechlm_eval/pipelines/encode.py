@@ -1,0 +1,31 @@
+"""Representation tasks (ABX): ``encode`` every file, score the features."""
+
+from __future__ import annotations
+
+from ..execute import encode_capability, run_requests
+from .base import TaskContext, TaskOutcome, metric_entries
+
+
+def run_encode(ctx: TaskContext) -> TaskOutcome:
+    ds = ctx.dataset
+    feats = run_requests(
+        ctx.model,
+        ctx.model_key,
+        ds.files,
+        encode_capability(ctx.model, ctx.blobs),
+        expected_rate=ctx.cfg.dataset.sample_rate,
+        cache=ctx.cache,
+        sizer=ctx.sizer,
+        desc=ctx.name,
+        stats=ctx.stats,
+    )
+    report = ctx.scorer().score(ds, feats)
+    entry, hib = metric_entries(report, "none")
+    scoring = {
+        "scorer": ctx.cfg.scoring.scorer,
+        "options": dict(ctx.cfg.scoring.options),
+        "primary_metric": f"{next(iter(report.metrics))},none",
+        "frame_rates": sorted({float(r) for _, r in feats.values()}),
+    }
+    samples = list(report.per_item) if ctx.log_samples else []
+    return TaskOutcome(entry, hib, scoring, samples=samples)
