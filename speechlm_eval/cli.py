@@ -7,7 +7,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from . import __version__, registry
+from . import __version__, distributed, registry
 from .compare import Tolerances, compare, failed, format_table
 from .dataset import data_roots
 from .errors import ConfigError, SlmEvalError
@@ -150,7 +150,13 @@ def _cmd_run(a: argparse.Namespace) -> int:
         include_path=a.include_path,
         build_missing=a.build_missing,
     )
-    res = evaluate(a.model, a.model_args, opts)
+    try:
+        res = evaluate(a.model, a.model_args, opts)
+        is_main = distributed.current().is_main
+    finally:
+        distributed.shutdown()
+    if not is_main:  # rank 0 reports for the whole run
+        return 0
     _print_summary(res)
     if not a.output_path:
         print("(no --output_path given: results were not written)", file=sys.stderr)

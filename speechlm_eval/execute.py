@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import distributed
 from .audio import Audio, audio_info, load_audio
 from .cache import BlobStore, ResultCache
 from .errors import PluginError
@@ -35,6 +36,15 @@ class ExecStats:
     model_calls: int = 0
     batch_sizes: list[int] = field(default_factory=list)
     resampled: dict[str, int] = field(default_factory=dict)  # "16000->24000": count
+
+    def merge(self, other: ExecStats) -> None:
+        """Add another record (another rank's, or a sub-run's) into this one."""
+        self.computed += other.computed
+        self.cache_hits += other.cache_hits
+        self.model_calls += other.model_calls
+        self.batch_sizes.extend(other.batch_sizes)
+        for k, v in other.resampled.items():
+            self.resampled[k] = self.resampled.get(k, 0) + v
 
 
 def _is_oom(e: BaseException) -> bool:
@@ -121,11 +131,19 @@ def run_requests(
     stats: ExecStats,
 ) -> dict[str, Any]:
     """One request per audio file, longest first, through the cache; returns ``stem -> value``."""
+    dist = distributed.current()
     infos = {s: audio_info(p, expected_rate) for s, p in files.items()}
     order = sorted(infos, key=lambda s: (-infos[s].frames / infos[s].sample_rate, s))
+    order = dist.shard(order)  # every world_size-th of the longest-first order
     target = model.sample_rate
     out: dict[str, Any] = {}
-    bar = tqdm(total=len(order), desc=desc, unit="file", dynamic_ncols=True)
+    local = ExecStats()  # this rank's counts; merged into ``stats`` at the end
+    bar = tqdm(
+        total=len(order),
+        desc=desc if not dist.enabled else f"{desc} [rank {dist.rank}]",
+        unit="file",
+        dynamic_ncols=True,
+    )
 
     def one_batch(stems: list[str]) -> list[None]:
         audios: dict[str, Audio] = {}
@@ -137,7 +155,7 @@ def run_requests(
             if target is not None and a.sample_rate != target:
                 # Counted for every file, cached or not, so the record does not vary by run.
                 k = f"{a.sample_rate}->{target}"
-                stats.resampled[k] = stats.resampled.get(k, 0) + 1
+                local.resampled[k] = local.resampled.get(k, 0) + 1
         hits = cache.get_many(keys.values())
         todo = []
         for s in stems:
@@ -146,17 +164,17 @@ def run_requests(
                 todo.append(s)
             else:
                 out[s] = value
-        stats.cache_hits += len(stems) - len(todo)
+        local.cache_hits += len(stems) - len(todo)
         if todo:
             reqs = [cap.make(s, _to_rate(audios[s], target)) for s in todo]
             res = _check_len(cap.call(reqs), reqs)
-            stats.model_calls += 1
-            stats.batch_sizes.append(len(reqs))
+            local.model_calls += 1
+            local.batch_sizes.append(len(reqs))
             new = {keys[s]: cap.store(keys[s], s, r) for s, r in zip(todo, res, strict=True)}
             cache.put_many(new)  # after the blobs: a committed row always has its blob
             for s in todo:
                 out[s] = cap.load(keys[s], new[keys[s]])
-            stats.computed += len(todo)
+            local.computed += len(todo)
         bar.update(len(stems))
         return [None] * len(stems)
 
@@ -164,7 +182,14 @@ def run_requests(
         sizer.run(order, one_batch)
     finally:
         bar.close()
-    return out
+    if not dist.enabled:
+        stats.merge(local)
+        return out
+    merged: dict[str, Any] = {}
+    for part, st in dist.gather((out, local)):  # every rank gets every result
+        merged.update(part)
+        stats.merge(st)
+    return merged
 
 
 def loglikelihood_capability(model: SpeechLM) -> Capability:

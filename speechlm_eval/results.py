@@ -26,10 +26,38 @@ def timestamp() -> str:
     return datetime.now().isoformat().replace(":", "-")
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def sweep_stale_tmp(folder: Path) -> list[Path]:
+    """Remove temporary files left by writers that were killed (their pid is in the name)."""
+    removed = []
+    for p in folder.glob(".*.tmp"):
+        m = re.search(r"\.pid(\d+)\.", p.name)
+        if m and not _pid_alive(int(m.group(1))):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and rename: never a half-written file."""
+    """Write via a temporary file in the same folder and rename: never a half-written file.
+
+    A writer killed between the two steps (SIGKILL cannot be caught) leaves a hidden
+    ``.<name>.pid<N>.*.tmp``; the next write into the folder removes it.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    sweep_stale_tmp(path.parent)
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.pid{os.getpid()}.", suffix=".tmp"
+    )
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)

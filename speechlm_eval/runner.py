@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 import time
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 import platformdirs
 
-from . import __version__, registry
+from . import __version__, distributed, registry
 from .cache import BlobStore, ResultCache
 from .config import TaskConfig
 from .dataset import ChoiceDataset, locate
@@ -118,7 +119,9 @@ def locate_task_data(cfg: TaskConfig, data_dir: str | None, build_missing: bool 
                 f"{e}; to use the built-in version run: slm-eval data build --subsets {sub} "
                 "(or pass --build_missing)"
             ) from None
-    builtin.build(broot, names=[sub])
+    with distributed.main_first():  # one rank builds, the others wait and then find it
+        if distributed.current().is_main:
+            builtin.build(broot, names=[sub])
     return locate(cfg.task, cfg.dataset.subdirs, data_dir, extra())
 
 
@@ -234,7 +237,9 @@ class Evaluation:
             runtime["auto_batch_size"] = self.sizer.size
         res["runtime"] = runtime
         self.cache.close()
-        if self.opts.output_path:
+        dist = distributed.current()
+        res["runtime"]["world_size"] = dist.world_size
+        if self.opts.output_path and dist.is_main:  # every rank holds the same results
             self._write(res, samples)
         return res
 
@@ -336,8 +341,12 @@ def evaluate(
     )
     index = load_index(opts.include_path)
     index.expand(opts.tasks)  # fail on unknown task names before loading a model
+    dist = distributed.init_from_env(opts.device)
     if model is None:
         if opts.device:
-            args.setdefault("device", opts.device)
+            device = opts.device
+            if dist.enabled and device == "cuda":  # one GPU per local rank, as torchrun intends
+                device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+            args.setdefault("device", device)
         model = load_model(model_name, args)
     return Evaluation(model, model_name, args, opts, index).run()

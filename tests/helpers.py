@@ -35,6 +35,24 @@ def write_wav(path: Path, x: np.ndarray, sr: int = SR, subtype: str = "FLOAT") -
     return path
 
 
+def _slow_down_final_renames(log: str, seconds: float) -> None:
+    """Crash tests: log "write <name>" and pause just before each results file is renamed into
+    place, so a test can SIGKILL the run in the middle of writing its results."""
+    import types
+
+    import speechlm_eval.results as results
+
+    def replace(src: str, dst: str) -> None:
+        with open(log, "a") as f:
+            f.write(f"write {Path(dst).name}\n")
+            f.flush()
+            os.fsync(f.fileno())
+        time.sleep(seconds)
+        os.replace(src, dst)
+
+    results.os = types.SimpleNamespace(**{**vars(os), "replace": replace})
+
+
 class EnergyLM(SpeechLM):
     """Fake model: log-prob = -1000 * mean energy per token, tokens = 50 per second.
 
@@ -46,11 +64,15 @@ class EnergyLM(SpeechLM):
     capabilities = frozenset({"loglikelihood"})
     sample_rate = SR
 
-    def __init__(self, calls_log: str | None = None, delay: str = "0", **kw: str) -> None:
-        super().__init__(calls_log=calls_log, delay=delay, **kw)
+    def __init__(
+        self, calls_log: str | None = None, delay: str = "0", slow_write: str = "0", **kw: str
+    ) -> None:
+        super().__init__(calls_log=calls_log, delay=delay, slow_write=slow_write, **kw)
         self.calls_log = calls_log
         self.delay = float(delay)
         self.calls: list[list[str]] = []
+        if float(slow_write) > 0 and calls_log:
+            _slow_down_final_renames(calls_log, float(slow_write))
 
     def identity(self) -> dict:
         return {"class": "EnergyLM", "version": 1}

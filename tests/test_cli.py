@@ -7,53 +7,13 @@ registers a fake model and a broken one, exactly as a third-party package would.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-from helpers import make_lexical, make_salmon, make_storycloze, make_syntactic, tone, write_wav
-
-from speechlm_eval.results import strip_volatile
-
-TESTS = Path(__file__).resolve().parent
-
-
-@pytest.fixture
-def env(tmp_path):
-    site = tmp_path / "site"
-    dist = site / "fakeplugin-0.1.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fakeplugin\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(
-        "[speechlm_eval.models]\nenergy = fakeplugin:Energy\nbroken = brokenplugin:Model\n"
-    )
-    (site / "fakeplugin.py").write_text("from helpers import EnergyLM as Energy\n")
-    (site / "brokenplugin.py").write_text("import a_module_that_does_not_exist\n")
-    e = dict(os.environ)
-    e["PYTHONPATH"] = os.pathsep.join([str(site), str(TESTS), e.get("PYTHONPATH", "")])
-    e.pop("SLM_EVAL_DATA", None)
-    return e
-
-
-def slm(env, *args, check=None, **kw):
-    p = subprocess.run(
-        [sys.executable, "-m", "speechlm_eval.cli", *map(str, args)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        **kw,
-    )
-    if check is not None:
-        assert p.returncode == check, p.stderr
-    return p
+from cli_helpers import cli_data, run_args, slm
+from helpers import tone, write_wav
 
 
 def test_models_lists_plugins_and_reports_broken_once(env):
@@ -72,41 +32,11 @@ def test_tasks_lists_tasks_groups_and_data_locations(env, tmp_path):
     assert f"{tmp_path} (--data_dir)" in p.stdout
 
 
-def _data(root: Path) -> Path:
-    make_lexical(root, ids=6)
-    make_syntactic(root, ids=4)
-    make_storycloze(root, "sStoryCloze", n=6)
-    make_storycloze(root, "tStoryCloze", n=6, seed=400)
-    make_salmon(root, "gender_consistency", n=6, k=3)
-    return root
-
-
-TASKS = "zerospeech,storycloze,salmon_gender_consistency"
-N_FILES = 24 + 16 + 12 + 12 + 18
-
-
-def _run_args(data, out, cache, tasks=TASKS, *extra):
-    return [
-        "run",
-        "--model",
-        "energy",
-        "--tasks",
-        tasks,
-        "--data_dir",
-        data,
-        "--output_path",
-        out,
-        "--use_cache",
-        cache,
-        *extra,
-    ]
-
-
 def test_run_writes_results_groups_skip_missing_data(env, tmp_path):
-    data = _data(tmp_path / "data")
+    data = cli_data(tmp_path / "data")
     out = tmp_path / "out"
     p = slm(
-        env, *_run_args(data, out, tmp_path / "c.sqlite", "likelihood", "--log_samples"), check=0
+        env, *run_args(data, out, tmp_path / "c.sqlite", "likelihood", "--log_samples"), check=0
     )
     assert "acc,nll_sum" in p.stdout
     res = json.loads(next((out / "energy").glob("results_*.json")).read_text())
@@ -124,7 +54,7 @@ def test_missing_data_for_named_task_is_an_error(env, tmp_path):
     data = tmp_path / "empty"
     data.mkdir()
     out = tmp_path / "out"
-    p = slm(env, *_run_args(data, out, tmp_path / "c.sqlite", "sblimp"))
+    p = slm(env, *run_args(data, out, tmp_path / "c.sqlite", "sblimp"))
     assert p.returncode == 2
     assert "task 'sblimp': data folder not found" in p.stderr and "Traceback" not in p.stderr
     assert not list(out.rglob("results_*.json"))
@@ -208,10 +138,10 @@ BAD = [
 
 @pytest.mark.parametrize("kind", BAD)
 def test_bad_input_gives_one_clear_error_and_no_results(env, tmp_path, kind):
-    data = _data(tmp_path / "data")
+    data = cli_data(tmp_path / "data")
     extra, msg = _break(kind, data, tmp_path)
     out = tmp_path / "out"
-    args = _run_args(data, out, tmp_path / "c.sqlite")
+    args = run_args(data, out, tmp_path / "c.sqlite")
     # later flags win in argparse, so extra overrides the defaults
     p = slm(env, *args, *extra)
     assert p.returncode == 2, p.stderr
@@ -219,58 +149,3 @@ def test_bad_input_gives_one_clear_error_and_no_results(env, tmp_path, kind):
     assert len(errors) == 1 and msg in errors[0], p.stderr
     assert "Traceback" not in p.stderr
     assert not list(out.rglob("results_*.json")) and not list(out.rglob("*.tmp"))
-
-
-def _committed(cache: Path) -> int:
-    if not cache.exists():
-        return 0
-    with sqlite3.connect(cache) as db:
-        return db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
-
-
-def test_killed_run_resumes_without_recomputing(env, tmp_path):
-    """SIGKILL a run at several points; each resume skips every committed request and the final
-    results equal an uninterrupted run's (minus times and cache counters)."""
-    data = _data(tmp_path / "data")
-    ref = slm(env, *_run_args(data, tmp_path / "ref", tmp_path / "ref.sqlite"), check=0)
-    assert ref.returncode == 0
-    cache, out, log = tmp_path / "c.sqlite", tmp_path / "out", tmp_path / "calls.log"
-    args = _run_args(
-        data, out, cache, TASKS, "--batch_size", "2", "--model_args", f"calls_log={log},delay=0.05"
-    )
-    kills = 0
-    for wait_calls in (3, 9, 17, 24):
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "speechlm_eval.cli", *map(str, args)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.time() + 120
-        while time.time() < deadline and proc.poll() is None:
-            n = len(log.read_text().splitlines()) if log.exists() else 0
-            if n >= wait_calls:
-                break
-            time.sleep(0.01)
-        assert proc.poll() is None, "run finished before it could be killed"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        kills += 1
-        assert not list(out.rglob("results_*.json"))  # no results file from a killed run
-    before = _committed(cache)
-    assert 0 < before < N_FILES
-    final = slm(env, *args, check=0)
-    assert final.returncode == 0
-    res = json.loads(next((out / "energy").glob("results_*.json")).read_text())
-    computed = sum(c["computed"] for c in res["runtime"]["cache"].values())
-    assert computed == N_FILES - before  # finished requests were not recomputed
-    assert _committed(cache) == N_FILES
-    ref_res = json.loads(next((tmp_path / "ref" / "energy").glob("results_*.json")).read_text())
-    a, b = strip_volatile(res), strip_volatile(ref_res)
-    for r in (a, b):  # the two runs used different cache files and model args
-        r["config"].pop("use_cache")
-        r["config"].pop("model_args")
-        r["config"].pop("batch_size")
-    assert a == b
-    assert kills == 4
-    assert not list(out.rglob("*.tmp"))
