@@ -33,7 +33,7 @@ maximum minus 8, as in Whisper) is computed over the whole clip.
 from __future__ import annotations
 
 import importlib.metadata
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +153,11 @@ class WhisperEncoder:
             raise ValueError(
                 f"audio has {x.size} samples; the encoder needs at least {MIN_SAMPLES} (20 ms)"
             )
-        mel = self._mel(x, padding=0)  # (80, len // 160)
+        # One BLAS thread: numpy's mel projection (OpenBLAS GEMM) rounds differently with
+        # different thread counts (measured: OMP_NUM_THREADS=1 vs 2 changed the log-mel and,
+        # through k-means near-ties, the units), so results would depend on the machine.
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            mel = self._mel(x, padding=0)  # (80, len // 160)
         n = n_frames(x.size) * STRIDE
         if mel.shape[1] < n:  # cannot happen with faster-whisper 1.x; guards the bookkeeping
             raise RuntimeError(f"log-mel has {mel.shape[1]} frames, expected >= {n}")
@@ -175,6 +179,13 @@ class WhisperEncoder:
                 f"encoder gave {feats.shape}, expected ({mel.shape[1] // STRIDE}, {DIM})"
             )
         return feats
+
+
+@lru_cache(maxsize=1)
+def _blas_controller() -> Any:
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def _sha(path: Path) -> str:
