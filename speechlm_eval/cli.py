@@ -78,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     db.add_argument("--seed", type=int, default=0)
     db.add_argument("--size", default="small", choices=["tiny", "small", "full"])
     db.add_argument("--subsets", default=None, help="comma-separated subsets (default: all)")
+    db.add_argument("--jobs", type=int, default=None, help="worker processes (default: CPU cores)")
     di = dsub.add_parser("info", help="what a built suite holds")
     di.add_argument("dir", nargs="?", default=None)
 
@@ -96,6 +97,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--k", type=float, default=None, help="stderr multiplier (default 2)")
     c.add_argument("--tolerance_file", default=None, help="YAML: default, k, tasks: {name: tol}")
+
+    from .leaderboard import add_arguments as leaderboard_arguments
+
+    lb = sub.add_parser("leaderboard", help="Markdown, CSV and HTML leaderboard from results")
+    leaderboard_arguments(lb)
     return p
 
 
@@ -199,7 +205,7 @@ def _cmd_data(a: argparse.Namespace) -> int:
         return 0
     names = [s.strip() for s in a.subsets.split(",") if s.strip()] if a.subsets else None
     out = Path(a.out) if a.out else builtin.default_root()
-    builtin.build(out, seed=a.seed, size=a.size, names=names)
+    builtin.build(out, seed=a.seed, size=a.size, names=names, jobs=a.jobs)
     print(builtin.info(out))
     return 0
 
@@ -217,6 +223,12 @@ def _cmd_compare(a: argparse.Namespace) -> int:
     return 1 if failed(rows) else 0
 
 
+def _cmd_leaderboard(a: argparse.Namespace) -> int:
+    from .leaderboard import run_cli
+
+    return run_cli(a)  # 0, or 1 when --check finds stale files
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     cmd = {
@@ -226,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         "score": _cmd_score,
         "data": _cmd_data,
         "compare": _cmd_compare,
+        "leaderboard": _cmd_leaderboard,
     }[args.command]
     try:
         return cmd(args)

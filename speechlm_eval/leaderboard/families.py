@@ -1,0 +1,116 @@
+"""Task -> family, display labels and metric conventions for the leaderboard.
+
+The family of a task decides which table it appears in. It is resolved in this order:
+an explicit override (``--family task=family``), a ``family`` recorded in the results file's
+task config (``configs.<task>.family`` or ``configs.<task>.metadata.family``), the table of
+known task names below, the task's capability (``configs.<task>.capability``), else ``other``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# Display order and titles of the families (issue 6: likelihood pairs, representation,
+# generation, dialogue, downstream, quality).
+FAMILIES: dict[str, str] = {
+    "likelihood": "Likelihood pairs",
+    "representation": "Representation",
+    "generation": "Generation",
+    "dialogue": "Dialogue",
+    "downstream": "Downstream",
+    "quality": "Quality",
+    "other": "Other",
+}
+
+# The capability a task needs says what kind of evaluation it is (DESIGN.md's table).
+CAPABILITY_FAMILY: dict[str, str] = {
+    "loglikelihood": "likelihood",
+    "encode": "representation",
+    "resynthesize": "representation",
+    "continue": "generation",
+    "respond": "downstream",
+    "converse": "dialogue",
+}
+
+# Known task names (exact) and name prefixes (ending in "_") -> family, in display order.
+_TASK_RULES: tuple[tuple[str, str], ...] = (
+    ("swuggy", "likelihood"),
+    ("sblimp", "likelihood"),
+    ("ssc", "likelihood"),
+    ("tsc", "likelihood"),
+    ("salmon_", "likelihood"),
+    ("prosaudit", "likelihood"),
+    ("abx", "representation"),
+    ("abx_", "representation"),
+    ("resynth", "representation"),
+    ("resynth_", "representation"),
+    ("genppl", "generation"),
+    ("auto_bleu", "generation"),
+    ("continuation", "generation"),
+    ("continuation_", "generation"),
+    ("stsp", "generation"),
+    ("stsp_", "generation"),
+    ("turn_taking", "dialogue"),
+    ("dialogue_", "dialogue"),
+    ("mos", "quality"),
+    ("mos_", "quality"),
+)
+
+_TASK_LABELS: dict[str, str] = {
+    "swuggy": "sWUGGY",
+    "sblimp": "sBLIMP",
+    "ssc": "sSC",
+    "tsc": "tSC",
+}
+
+
+def rule_family(task: str) -> str | None:
+    """Family from the table of known task names, or None."""
+    for name, fam in _TASK_RULES:
+        if task == name or (name.endswith("_") and task.startswith(name)):
+            return fam
+    return None
+
+
+def task_rank(task: str) -> tuple[int, str]:
+    """Sort key: known tasks in the table's order, then the rest alphabetically."""
+    for i, (name, _) in enumerate(_TASK_RULES):
+        if task == name or (name.endswith("_") and task.startswith(name)):
+            return (i, task)
+    return (len(_TASK_RULES), task)
+
+
+def config_family(config: Any) -> str | None:
+    """A ``family`` declared in a results file's task config (top level or ``metadata``)."""
+    if not isinstance(config, dict):
+        return None
+    fam = config.get("family")
+    if fam is None and isinstance(config.get("metadata"), dict):
+        fam = config["metadata"].get("family")
+    return fam if isinstance(fam, str) and fam else None
+
+
+def task_label(task: str) -> str:
+    """Human label of a task (``salmon_speaker_consistency`` -> ``SALMon speaker consistency``)."""
+    if task in _TASK_LABELS:
+        return _TASK_LABELS[task]
+    if task.startswith("salmon_"):
+        return "SALMon " + task[len("salmon_") :].replace("_", " ")
+    return task
+
+
+# Metrics that are proportions and are shown in percent (accuracies, error rates).
+_PERCENT = re.compile(r"^(acc|accuracy|exact_match|abx|error_rate|err_rate)")
+# Metrics where lower is better, when the results file does not say (lm-eval files do).
+_LOWER = re.compile(
+    r"(^|_)(wer|cer|error|err|ppl|perplexity|genppl|loss|auto_bleu|self_bleu|mae|eer|abx)"
+)
+
+
+def is_percent(metric: str) -> bool:
+    return bool(_PERCENT.search(metric))
+
+
+def guess_higher_is_better(metric: str) -> bool:
+    return not _LOWER.search(metric)
