@@ -18,6 +18,7 @@ Example ``--model_args``::
 from __future__ import annotations
 
 import math
+import pickle
 import warnings
 from pathlib import Path
 from typing import Any, ClassVar
@@ -194,8 +195,8 @@ def quantize(features: np.ndarray | torch.Tensor, centroids: np.ndarray) -> np.n
 _PICKLE_HELP = (
     "Loading a pickle (joblib/sklearn KMeans as saved by textlesslib/fairseq) executes code from "
     "the file, so it is refused unless you pass allow_pickle=true. Better: convert it once to a "
-    ".npy centroid array and pass that instead:\n"
-    '  python -c "import joblib, numpy as np; '
+    ".npy centroid array and pass that instead: "
+    'python -c "import joblib, numpy as np; '
     "np.save('km.npy', joblib.load('{path}').cluster_centers_)\""
 )
 
@@ -216,7 +217,15 @@ def load_centroids(path: str | Path, allow_pickle: bool = False) -> np.ndarray:
     if is_npy:
         try:
             arr = np.load(p, allow_pickle=False)
-        except ValueError as e:  # object arrays need pickle: refuse
+        except ValueError as e:
+            if "allow_pickle" in str(e):  # an object array: its elements are pickles
+                raise ConfigError(
+                    f"model argument 'kmeans': {p} is a .npy array of Python objects (pickled), "
+                    "which is refused because unpickling runs code; expected a numeric (K, D) "
+                    "centroid array, e.g. np.save(path, kmeans.cluster_centers_)"
+                ) from None
+            raise ConfigError(f"model argument 'kmeans': cannot read {p} ({e})") from None
+        except (OSError, EOFError) as e:  # truncated header or data
             raise ConfigError(f"model argument 'kmeans': cannot read {p} ({e})") from None
     else:
         if not allow_pickle:
@@ -457,9 +466,19 @@ class HFUnitLM(SpeechLM):
 
     def _load_model(self, name: str, auto_cls: Any, path: Path) -> torch.nn.Module:
         try:
+            # transformers reads model.safetensors, or a .bin with torch.load(weights_only=True)
             model = auto_cls.from_pretrained(
                 str(path), local_files_only=True, **{_dtype_kwarg(): self._torch_dtype}
             )
+        except pickle.UnpicklingError:
+            pickles = ", ".join(sorted(f.name for f in path.glob("*.bin"))) or "a weights file"
+            raise ConfigError(
+                f"model argument {name!r}: {path}: {pickles} is refused by "
+                "torch.load(weights_only=True): the pickle holds objects other than tensors, "
+                "and loading them would run code from the file; expected model.safetensors or "
+                "a tensors-only pytorch_model.bin (re-save it with save_pretrained in a trusted "
+                "environment)"
+            ) from None
         except Exception as e:
             raise ConfigError(
                 f"model argument {name!r}: cannot load {auto_cls.__name__} from {path} "

@@ -8,6 +8,8 @@ checks below happen exactly once and identically for every task.
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 from dataclasses import dataclass, field
 from math import gcd
 from pathlib import Path
@@ -80,30 +82,100 @@ class AudioInfo:
     sample_rate: int
     frames: int
     channels: int
+    subtype: str = ""  # libsndfile's name of the sample encoding (PCM_16, FLOAT, ...)
 
     @property
     def duration(self) -> float:
         return self.frames / self.sample_rate
 
 
-def audio_info(path: str | Path, expected_rate: int | None = None) -> AudioInfo:
-    """Read and check an audio file's header: readable, mono, non-empty, expected rate."""
+# 8-bit linear PCM keeps ~48 dB of dynamic range: as a speech benchmark file it is almost
+# always a botched conversion, and scores computed on it are not comparable. Companded
+# 8-bit telephone codecs (ULAW/ALAW) are a deliberate choice and stay accepted.
+REFUSED_SUBTYPES = {"PCM_S8": "8-bit signed PCM", "PCM_U8": "8-bit unsigned PCM"}
+# Encodings that store floats: the only ones whose samples can leave [-1, 1] as stored
+# (integer PCM cannot; lossy decoders may overshoot slightly by design, so they are exempt).
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
+_DATA_SIZE = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+_BLOCK_ALIGN = re.compile(r"Block Align\s*:\s*(\d+)")
+# Writers that stream to a pipe put a huge placeholder in the size field (ffmpeg 0xFFFFFFFF,
+# SoX 0x7FFFF000, others 0x7FFFFFFF): libsndfile then reads to the end of the file, rightly.
+_STREAMED_SIZE = 0x7FFF0000
+_UNKNOWN_LENGTH = 2**62  # libsndfile reports SF_COUNT_MAX frames when a header has no length
+
+
+def check_audio_path(path: str | Path) -> Path:
+    """``path`` must be an existing regular file; otherwise say what it is instead."""
     p = Path(path)
-    if not p.is_file():
+    if p.is_symlink() and not p.exists():
+        raise DataError(f"{p}: dangling symbolic link (its target {os.readlink(p)} does not exist)")
+    if p.is_dir():
+        raise DataError(f"{p}: is a directory, expected an audio file")
+    if not p.exists():
         raise DataError(f"{p}: audio file not found")
+    if not p.is_file():
+        raise DataError(f"{p}: not a regular file, expected an audio file")
+    return p
+
+
+def _truncated_data(extra_info: str) -> tuple[int, int] | None:
+    """(declared, present) bytes of a WAV data chunk cut short, from libsndfile's header log.
+
+    libsndfile reads a truncated WAV without an error and just reports fewer frames; its
+    parse log ("data : 3200 (should be 1000)") is the only place the mismatch shows.
+    """
+    m = _DATA_SIZE.search(extra_info)
+    if not m:
+        return None
+    declared, present = int(m.group(1)), int(m.group(2))
+    if declared >= _STREAMED_SIZE or declared <= present:
+        return None
+    align = _BLOCK_ALIGN.search(extra_info)
+    # A missing pad byte (odd-sized chunk) is not a missing frame.
+    if declared - present < (int(align.group(1)) if align else 1):
+        return None
+    return declared, present
+
+
+def audio_info(path: str | Path, expected_rate: int | None = None) -> AudioInfo:
+    """Read and check an audio file's header.
+
+    Checks: a readable regular file, not 8-bit PCM, data not cut short, mono, non-empty, and
+    (when given) the expected sample rate. Each failure is a :class:`DataError` naming the file.
+    """
+    p = check_audio_path(path)
+    if p.stat().st_size == 0:
+        raise DataError(f"{p}: file is empty (0 bytes), expected audio")
     try:
         info = sf.info(str(p))
     except Exception as e:  # soundfile raises several types for unreadable files
         raise DataError(f"{p}: cannot read audio file ({e})") from None
+    if info.subtype in REFUSED_SUBTYPES:
+        raise DataError(
+            f"{p}: {REFUSED_SUBTYPES[info.subtype]} ({info.subtype}) is not accepted; expected "
+            "16-bit or wider PCM (PCM_16, PCM_24, PCM_32), float (FLOAT, DOUBLE) or a compressed "
+            "format such as FLAC"
+        )
+    cut = _truncated_data(getattr(info, "extra_info", "") or "")
+    if cut:
+        raise DataError(
+            f"{p}: truncated file: the WAV header declares {cut[0]} bytes of samples, the file "
+            f"holds {cut[1]} (an interrupted copy or download?)"
+        )
     if info.channels != 1:
         raise DataError(f"{p}: expected mono audio, file has {info.channels} channels")
     if info.frames <= 0:
         raise DataError(f"{p}: audio file is empty (0 frames)")
+    if info.frames >= _UNKNOWN_LENGTH:
+        raise DataError(
+            f"{p}: the file does not state its length (a FLAC written to a stream?); "
+            "re-encode it so that its header holds the number of samples"
+        )
     if expected_rate is not None and info.samplerate != expected_rate:
         raise DataError(
             f"{p}: sample rate is {info.samplerate} Hz, the dataset declares {expected_rate} Hz"
         )
-    return AudioInfo(p, int(info.samplerate), int(info.frames), int(info.channels))
+    return AudioInfo(p, int(info.samplerate), int(info.frames), int(info.channels), info.subtype)
 
 
 def load_audio(
@@ -112,12 +184,30 @@ def load_audio(
     """Decode an audio file into a validated :class:`Audio` (mono float32).
 
     ``info``: the file's header as :func:`audio_info` already checked it (saves a re-read).
+    Beyond :class:`Audio`'s checks: every frame the header announces is decoded, and samples
+    stored as floats lie in [-1, 1] (larger values are unnormalised or clipped audio).
     """
     p = Path(path)
     if info is None:
-        audio_info(p, expected_rate)
+        info = audio_info(p, expected_rate)
     try:
         data, sr = sf.read(str(p), dtype="float32", always_2d=True)
     except Exception as e:
         raise DataError(f"{p}: cannot decode audio ({e})") from None
-    return Audio(np.ascontiguousarray(data[:, 0]), int(sr), str(p))
+    # MPEG frame counts come from a stream scan that other encoders' VBR files can defeat.
+    if data.shape[0] != info.frames and not info.subtype.startswith("MPEG"):
+        raise DataError(
+            f"{p}: decoded {data.shape[0]} frames, the header declares {info.frames} "
+            "(a truncated or corrupt file?)"
+        )
+    audio = Audio(np.ascontiguousarray(data[:, 0]), int(sr), str(p))
+    if info.subtype in FLOAT_SUBTYPES:
+        peak_at = int(np.argmax(np.abs(audio.samples)))
+        peak = float(abs(audio.samples[peak_at]))
+        if peak > 1.0:
+            raise DataError(
+                f"{p}: float samples must lie in [-1, 1], the largest magnitude is {peak:g} "
+                f"(sample {peak_at}, {peak_at / int(sr):.3f} s); the audio is unnormalised "
+                "(e.g. integer-scaled) or clipped: rescale it or store it as 16-bit PCM"
+            )
+    return audio

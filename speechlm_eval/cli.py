@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 from . import __version__, distributed, registry
 from .compare import Tolerances, compare, failed, format_table
@@ -28,8 +30,39 @@ def _batch_size(s: str) -> int | str:
     return n
 
 
+class _Parser(argparse.ArgumentParser):
+    """Flag errors as one line, like every other input error (subparsers inherit this)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"slm-eval: error: {message}\n")
+
+
+def _non_negative(name: str) -> Callable[[str], float]:
+    def parse(v: str) -> float:
+        try:
+            x = float(v)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number >= 0, got {v!r}") from None
+        if not x >= 0:
+            raise argparse.ArgumentTypeError(f"expected a number >= 0, got {v!r}")
+        return x
+
+    parse.__name__ = name
+    return parse
+
+
+def _positive(v: str) -> float:
+    try:
+        x = float(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {v!r}") from None
+    if not x > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {v!r}")
+    return x
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="slm-eval", description="Evaluate speech language models.")
+    p = _Parser(prog="slm-eval", description="Evaluate speech language models.")
     p.add_argument("--version", action="version", version=f"speechlm-eval {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -50,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--limit",
         "-L",
-        type=float,
+        type=_positive,
         default=None,
         help="first N docs per task (N < 1: that fraction); for testing only",
     )
@@ -93,9 +126,14 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("base")
     c.add_argument("new")
     c.add_argument(
-        "--tolerance", type=float, default=None, help="absolute tolerance (default 0.01)"
+        "--tolerance",
+        type=_non_negative("tolerance"),
+        default=None,
+        help="absolute tolerance (default 0.01)",
     )
-    c.add_argument("--k", type=float, default=None, help="stderr multiplier (default 2)")
+    c.add_argument(
+        "--k", type=_non_negative("k"), default=None, help="stderr multiplier (default 2)"
+    )
     c.add_argument("--tolerance_file", default=None, help="YAML: default, k, tasks: {name: tol}")
 
     from .leaderboard import add_arguments as leaderboard_arguments
@@ -218,7 +256,7 @@ def _cmd_compare(a: argparse.Namespace) -> int:
             default=0.01 if a.tolerance is None else a.tolerance, k=2.0 if a.k is None else a.k
         )
     )
-    rows = compare(load_results(a.base), load_results(a.new), tol)
+    rows = compare(load_results(a.base), load_results(a.new), tol, names=(a.base, a.new))
     print(format_table(rows))
     return 1 if failed(rows) else 0
 

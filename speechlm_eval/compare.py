@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import read_yaml
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 
 
 @dataclass
@@ -31,19 +31,33 @@ class Tolerances:
     def from_file(
         cls, path: str | Path, default: float | None = None, k: float | None = None
     ) -> Tolerances:
+        """Read a tolerance YAML (``default``, ``k``, ``tasks``); flags given override it."""
         p = Path(path)
         data = read_yaml(p)
         unknown = set(data) - {"default", "k", "tasks"}
         if unknown:
             raise ConfigError(f"{p}: unknown key(s) {sorted(unknown)}; allowed: default, k, tasks")
         per = data.get("tasks", {}) or {}
-        if not isinstance(per, dict) or not all(isinstance(v, (int, float)) for v in per.values()):
-            raise ConfigError(f"{p}: 'tasks' must map task or task/metric names to numbers")
+        if not isinstance(per, dict):
+            raise ConfigError(
+                f"{p}: 'tasks' must map task or task/metric names to numbers, got {per!r}"
+            )
         return cls(
-            default=float(data.get("default", 0.01) if default is None else default),
-            k=float(data.get("k", 2.0) if k is None else k),
-            per_key={str(a): float(b) for a, b in per.items()},
+            default=_tolerance(p, "default", data.get("default", 0.01))
+            if default is None
+            else default,
+            k=_tolerance(p, "k", data.get("k", 2.0)) if k is None else k,
+            per_key={str(a): _tolerance(p, f"tasks: {a}", b) for a, b in per.items()},
         )
+
+
+def _tolerance(path: Path, field: str, value: Any) -> float:
+    """A finite number >= 0 (bool is refused: ``true`` is not a tolerance)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{path}: field '{field}' must be a number >= 0, got {value!r}")
+    if value < 0:
+        raise ConfigError(f"{path}: field '{field}' must be a number >= 0, got {value!r}")
+    return float(value)
 
 
 @dataclass
@@ -68,8 +82,40 @@ def _hib(res: dict[str, Any], task: str, key: str) -> bool:
     return bool(res.get("higher_is_better", {}).get(task, {}).get(name, True))
 
 
-def compare(base: dict[str, Any], new: dict[str, Any], tol: Tolerances) -> list[Row]:
-    """Compare every numeric metric of ``base`` with ``new``."""
+def check_results(res: dict[str, Any], name: str) -> None:
+    """The parts of a results dict the gate reads must have the right shape.
+
+    ``results`` maps tasks to mappings whose metric values (``<metric>,<filter>``) are numbers
+    (``null`` or lm-evaluation-harness' ``"N/A"`` allowed for stderrs). ``name`` is the file.
+    """
+    results = res.get("results")
+    if not isinstance(results, dict):
+        raise DataError(f"{name}: not a results file (no 'results' mapping)")
+    for task, entry in results.items():
+        if not isinstance(entry, dict):
+            raise DataError(
+                f"{name}: results.{task} must be a mapping of metrics, got {entry!r:.60}"
+            )
+        for key, val in entry.items():
+            if "," not in key or val is None:
+                continue
+            ok = isinstance(val, (int, float)) and not isinstance(val, bool)
+            if not ok and not ("_stderr," in key and val == "N/A"):
+                raise DataError(f"{name}: results.{task}.{key} must be a number, got {val!r:.60}")
+
+
+def compare(
+    base: dict[str, Any],
+    new: dict[str, Any],
+    tol: Tolerances,
+    names: tuple[str, str] = ("BASE", "NEW"),
+) -> list[Row]:
+    """Compare every numeric metric of ``base`` with ``new``.
+
+    ``names``: how errors refer to the two inputs (pass the file paths).
+    """
+    check_results(base, names[0])
+    check_results(new, names[1])
     rows: list[Row] = []
     for task, bentry in sorted(base["results"].items()):
         nentry = new["results"].get(task)

@@ -22,6 +22,41 @@ NLL_VARIANTS = ("sum", "mean")
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+class _StrictSafeLoader(_SafeLoader):  # type: ignore[misc, valid-type]
+    """The safe loader, refusing a key written twice in one mapping.
+
+    PyYAML keeps the last value of a duplicated key silently, so ``version: 1`` followed
+    later by ``version: 2`` would be read without a word. Merge keys (``<<``) may still be
+    overridden, as YAML intends.
+    """
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                    continue
+                key = self.construct_object(key_node)
+                if key in first:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"key {key!r} appears twice (first on line {first[key] + 1})",
+                        key_node.start_mark,
+                    )
+                first[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """A parser error as one phrase with the file position (PyYAML's text spans lines)."""
+    if isinstance(e, yaml.MarkedYAMLError) and e.problem_mark is not None:
+        m = e.problem_mark
+        context = f" ({e.context})" if e.context else ""
+        return f"line {m.line + 1}, column {m.column + 1}: {e.problem}{context}"
+    return str(e)
+
+
 @dataclass(frozen=True)
 class DatasetConfig:
     """Where a task's data comes from and how to read it."""
@@ -108,10 +143,15 @@ def _str_list(where: str, key: str, value: Any) -> tuple[str, ...]:
 def read_yaml(path: Path) -> dict[str, Any]:
     """Load a YAML mapping with a safe loader (never arbitrary objects)."""
     try:
-        # CSafeLoader is libyaml's safe loader (10x faster, same safety as yaml.safe_load).
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_SafeLoader)
+        # CSafeLoader is libyaml's safe loader (10x faster, same safety as yaml.safe_load):
+        # tags such as !!python/object are refused, never constructed.
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictSafeLoader)
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML ({e})") from None
+        raise ConfigError(f"{path}: invalid YAML at {_yaml_problem(e)}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {e.start}: {e.reason}); expected a YAML file"
+        ) from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
     if not isinstance(data, dict):

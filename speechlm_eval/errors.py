@@ -11,6 +11,12 @@ from __future__ import annotations
 class SlmEvalError(Exception):
     """An error caused by input the user can fix; its message says what and where."""
 
+    def __str__(self) -> str:
+        # Always one line: the CLI prints "slm-eval: error: <message>", and messages often
+        # embed a library's multi-line text (YAML parser marks, torch.load's advice).
+        text = super().__str__()
+        return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
 
 class DataError(SlmEvalError):
     """A dataset file (audio, gold table, manifest, item file) is missing or malformed."""

@@ -90,7 +90,7 @@ def load_results(path: str | Path) -> dict[str, Any]:
         data = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DataError(f"{p}: results file not found") from None
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DataError(f"{p}: not a readable JSON results file ({e})") from None
     if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
         raise DataError(f"{p}: not a results file (no 'results' mapping)")

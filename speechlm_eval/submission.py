@@ -19,10 +19,21 @@ from .runner import make_scorer, read_task_data
 
 
 def read_scores(path: Path) -> dict[str, float]:
+    """``<file stem> <score>`` per line -> ``{stem: score}``; every malformed line is an error."""
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, expected a scores file ('<file> <score>' lines)")
     if not path.is_file():
         raise DataError(f"{path}: scores file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(
+            f"{path}: not UTF-8 text (byte {e.start}: {e.reason}); expected '<file> <score>' lines"
+        ) from None
+    if not text.strip():
+        raise DataError(f"{path}: the scores file is empty; expected one '<file> <score>' per line")
     out: dict[str, float] = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split()
@@ -42,14 +53,25 @@ def read_scores(path: Path) -> dict[str, float]:
 
 
 def check_coverage(path: Path, ds: ChoiceDataset, scores: dict[str, float]) -> None:
+    """Every file of the dataset scored exactly once, and nothing else."""
     missing = sorted(set(ds.files) - set(scores))
     extra = sorted(set(scores) - set(ds.files))
     if missing:
         raise DataError(
             f"{path}: no score for {len(missing)} file(s) of the dataset, e.g. {missing[0]!r}"
+            + _extension_hint(extra, set(ds.files))
         )
     if extra:
         raise DataError(f"{path}: {len(extra)} file(s) not in the dataset, e.g. {extra[0]!r}")
+
+
+def _extension_hint(extra: list[str], files: set[str]) -> str:
+    """A hint when the names are the dataset's stems plus an extension (a common slip)."""
+    for name in extra:
+        stem, dot, _ = name.rpartition(".")
+        if dot and stem in files:
+            return f" (names are file stems without extension: {stem!r}, not {name!r})"
+    return ""
 
 
 def score_submission(cfg: TaskConfig, scores_path: Path, data_dir: str | None) -> dict[str, Any]:

@@ -72,6 +72,12 @@ def load_index(extra_paths: Iterable[str | Path] = ()) -> TaskIndex:
         files.extend(_yaml_files(obj, name))
     for p in extra_paths:
         files.extend(_yaml_files(p, str(p)))
+    # The same file reached twice (an --include_path given twice, or pointing into a plugin's
+    # folder) is one definition, not a clash of two.
+    unique: dict[Path, Path] = {}
+    for f in files:
+        unique.setdefault(f.resolve(), f)
+    files = list(unique.values())
     tasks: dict[str, TaskConfig] = {}
     groups: dict[str, GroupConfig] = {}
     for f in files:
@@ -88,4 +94,27 @@ def load_index(extra_paths: Iterable[str | Path] = ()) -> TaskIndex:
         for sub in g.tasks:
             if sub not in tasks and sub not in groups:
                 raise ConfigError(f"{g.source_file}: group {g.group!r} lists unknown task {sub!r}")
-    return TaskIndex(tasks, groups)
+    _check_plugins(tasks)
+    index = TaskIndex(tasks, groups)
+    for g in groups.values():
+        try:
+            index.expand(g.group)
+        except ConfigError as e:  # a cycle: name the file that closes it
+            raise ConfigError(f"{g.source_file}: {e}") from None
+    return index
+
+
+def _check_plugins(tasks: dict[str, TaskConfig]) -> None:
+    """Every task names a registered reader and scorer (a typo fails here, naming the file,
+    rather than after the model has loaded). Whether the plugin imports is checked on use."""
+    for kind, field, value in (
+        ("readers", "dataset: field 'reader'", lambda c: c.dataset.reader),
+        ("scorers", "scoring: field 'scorer'", lambda c: c.scoring.scorer),
+    ):
+        known = registry.names(kind)
+        for cfg in tasks.values():
+            if value(cfg) not in known:
+                raise ConfigError(
+                    f"{cfg.source_file}: {field}: unknown {kind[:-1]} {value(cfg)!r}; "
+                    f"registered: {', '.join(known) or 'none'}"
+                )

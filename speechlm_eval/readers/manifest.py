@@ -12,19 +12,26 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from ..dataset import ChoiceDataset, ChoiceItem
 from ..errors import DataError
 from ..hashing import sha256_file
+from ._table import read_table
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, expected a manifest file")
     if not path.is_file():
         raise DataError(f"{path}: manifest not found")
     if path.suffix == ".jsonl":
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(
+                f"{path}: not UTF-8 text (byte {e.start}: {e.reason}); expected JSON lines"
+            ) from None
         rows = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:
@@ -37,10 +44,7 @@ def _rows(path: Path) -> list[dict[str, Any]]:
             rows.append(row)
         return rows
     if path.suffix == ".csv":
-        try:
-            df = pd.read_csv(path, dtype=str, keep_default_na=False)
-        except Exception as e:
-            raise DataError(f"{path}: cannot parse CSV ({e})") from None
+        df = read_table(path, "manifest CSV file")
         rows = df.to_dict("records")
         for n, row in enumerate(rows, 2):
             foils = [row.pop(c) for c in list(row) if c.startswith("incorrect_") and row[c]]
@@ -57,13 +61,21 @@ def _resolve(base: Path, rel: Any, where: str) -> Path:
     if not p.is_relative_to(base.resolve()):
         raise DataError(f"{where}: audio path {rel!r} escapes the data folder {base}")
     if not p.is_file():
-        raise DataError(f"{where}: audio file {p} does not exist")
+        if not p.exists():
+            raise DataError(f"{where}: audio file {p} does not exist")
+        raise DataError(f"{where}: audio path {rel!r} is not a file ({p} is a directory?)")
     return p
 
 
 def read_manifest(root: Path, options: dict[str, Any]) -> ChoiceDataset:
     """Read ``root/<options.file>`` (default ``manifest.jsonl``)."""
-    path = root / options.get("file", "manifest.jsonl")
+    unknown = sorted(set(options) - {"file"})
+    if unknown:
+        raise DataError(f"manifest reader: unknown option(s) {unknown}; allowed: file")
+    name = options.get("file", "manifest.jsonl")
+    if not isinstance(name, str) or not name:
+        raise DataError(f"manifest reader: option 'file' must be a file name, got {name!r}")
+    path = root / name
     rows = _rows(path)
     if not rows:
         raise DataError(f"{path}: no rows")
@@ -75,7 +87,11 @@ def read_manifest(root: Path, options: dict[str, Any]) -> ChoiceDataset:
         for key in ("id", "correct", "incorrect"):
             if key not in row or row[key] in ("", None, []):
                 raise DataError(f"{where}: missing field '{key}'")
-        doc = str(row.pop("id"))
+        raw_id = row.pop("id")
+        # str() of a list or mapping would make an id nobody wrote; bool is an int subclass.
+        if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)):
+            raise DataError(f"{where}: field 'id' must be a string or an integer, got {raw_id!r}")
+        doc = str(raw_id)
         if doc in seen_ids:
             raise DataError(f"{where}: duplicated id {doc!r}")
         seen_ids.add(doc)

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..audio import check_audio_path
 from ..dataset import ChoiceDataset, ChoiceItem, listing_hash
 from ..errors import DataError
 
@@ -25,7 +26,18 @@ def _wavs(root: Path, recursive: bool) -> list[Path]:
     paths = sorted(root.rglob("*.wav") if recursive else root.glob("*.wav"))
     if not paths:
         raise DataError(f"{root}: no .wav files found")
+    for p in paths:
+        # A folder or a broken link named *.wav is part of the layout: never skip it silently.
+        if not p.is_file():
+            check_audio_path(p)
     return paths
+
+
+def _check_options(reader: str, options: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(options) - allowed - {"_reader"})
+    if unknown:
+        listed = ", ".join(sorted(allowed)) or "none"
+        raise DataError(f"{reader} reader: unknown option(s) {unknown}; allowed: {listed}")
 
 
 def _stem(root: Path, p: Path) -> str:
@@ -41,8 +53,19 @@ def read_pair_folders(root: Path, options: dict[str, Any]) -> ChoiceDataset:
     reads consecutive files as positive, negative). ``subfolder: true`` looks in
     sub-folders too (sWUGGY/sBLIMP as slamkit lays them out).
     """
-    sep = str(options.get("separator", "_"))
-    paths = _wavs(root, bool(options.get("subfolder", False)))
+    reader = options.get("_reader", "pair_folders")
+    _check_options(reader, options, {"separator", "subfolder"})
+    sep = options.get("separator", "_")
+    if not isinstance(sep, str) or not sep:
+        raise DataError(
+            f"{reader} reader: option 'separator' must be a non-empty string, got {sep!r}"
+        )
+    subfolder = options.get("subfolder", False)
+    if not isinstance(subfolder, bool):
+        raise DataError(
+            f"{reader} reader: option 'subfolder' must be true or false, got {subfolder!r}"
+        )
+    paths = _wavs(root, subfolder)
     groups: dict[int, list[Path]] = {}
     for p in paths:
         head = p.stem.split(sep, 1)[0]
@@ -65,7 +88,7 @@ def read_pair_folders(root: Path, options: dict[str, Any]) -> ChoiceDataset:
         root,
         files,
         items,
-        _identity(options.get("_reader", "pair_folders"), root, paths, len(items)),
+        _identity(reader, root, paths, len(items)),
     )
 
 
@@ -79,6 +102,7 @@ _SALMON = re.compile(r"^sample_(\d+)_(\d+)$")
 
 def read_salmon(root: Path, options: dict[str, Any]) -> ChoiceDataset:
     """One SALMon part: ``sample_<idx>_<k>.wav``, k = 0 the positive, k >= 1 the negatives."""
+    _check_options("salmon", options, set())
     paths = _wavs(root, False)
     groups: dict[int, dict[int, Path]] = {}
     for p in paths:

@@ -8,6 +8,7 @@ row with the k-th incorrect row of ``gold.csv``.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,35 @@ def _identity(reader: str, root: Path, gold: Path, n_files: int, n_items: int) -
     }
 
 
+def _gold_path(reader: str, root: Path, options: dict[str, Any]) -> Path:
+    """``root/<options.gold>`` (default ``gold.csv``); no other reader option exists."""
+    unknown = sorted(set(options) - {"gold"})
+    if unknown:
+        raise DataError(f"{reader} reader: unknown option(s) {unknown}; allowed: gold")
+    name = options.get("gold", "gold.csv")
+    if not isinstance(name, str) or not name:
+        raise DataError(f"{reader} reader: option 'gold' must be a file name, got {name!r}")
+    return root / name
+
+
+def _frequency(gold: Path, filename: str, text: str) -> int | None:
+    """A word's corpus frequency: blank (unknown) or a finite number >= 0."""
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise DataError(
+            f"{gold}: file {filename!r}: frequency must be a number >= 0 (or blank), got {text!r}"
+        )
+    return int(value)
+
+
 def read_lexical(root: Path, options: dict[str, Any]) -> ChoiceDataset:
     """ZR2021 ``lexical/{dev,test}``: one item per (id, voice) word/non-word pair."""
-    gold = root / options.get("gold", "gold.csv")
+    gold = _gold_path("zr2021_lexical", root, options)
     # Non-words have no frequency and (in the official files) often no ``word`` text.
     df = read_csv(
         gold, ["filename", "id", "voice", "frequency", "word", "correct"], ("frequency", "word")
@@ -53,13 +80,7 @@ def read_lexical(root: Path, options: dict[str, Any]) -> ChoiceDataset:
             missing = "word (correct=1)" if "word" not in p else "non-word (correct=0)"
             raise DataError(f"{gold}: id {key[0]!r} voice {key[1]!r} is unpaired: no {missing}")
         w, n = p["word"], p["nonword"]
-        freq = w.frequency.strip()
-        try:
-            frequency = int(float(freq)) if freq else None
-        except ValueError:
-            raise DataError(
-                f"{gold}: file {w.filename!r}: frequency must be a number, got {freq!r}"
-            ) from None
+        frequency = _frequency(gold, w.filename, w.frequency.strip())
         meta = {"voice": key[1], "word": w.word, "frequency": frequency}
         if "length" in df.columns:
             meta["length"] = w.length
@@ -72,7 +93,7 @@ def read_lexical(root: Path, options: dict[str, Any]) -> ChoiceDataset:
 
 def read_syntactic(root: Path, options: dict[str, Any]) -> ChoiceDataset:
     """ZR2021 ``syntactic/{dev,test}``: k-th correct row paired with k-th incorrect row."""
-    gold = root / options.get("gold", "gold.csv")
+    gold = _gold_path("zr2021_syntactic", root, options)
     df = read_csv(gold, ["filename", "id", "voice", "type", "correct"])
     good = df[df["correct"] == "1"].reset_index(drop=True)
     bad = df[df["correct"] == "0"].reset_index(drop=True)

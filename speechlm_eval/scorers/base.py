@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..dataset import ChoiceItem
+from ..errors import ConfigError
 
 
 @dataclass
@@ -53,3 +54,14 @@ def mean_metric(values: Sequence[float] | np.ndarray, higher_is_better: bool = T
 
 def item_scores(items: Sequence[ChoiceItem], scores: Mapping[str, float]) -> list[float]:
     return [choice_score([scores[s] for s in it.candidates]) for it in items]
+
+
+def no_options(scorer: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """For scorers that take no options: a misspelt option is an error, not silently ignored."""
+    opts = dict(options or {})
+    if opts:
+        raise ConfigError(
+            f"scorer {scorer!r} takes no scoring options, got {sorted(opts)} "
+            "(check the task YAML's scoring.options)"
+        )
+    return opts

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..dataset import ChoiceItem
-from .base import ScoreReport, item_scores, mean_metric
+from .base import ScoreReport, item_scores, mean_metric, no_options
 
 
 class ChoiceScorer:
@@ -15,7 +15,7 @@ class ChoiceScorer:
     name = "choice"
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
-        self.options = dict(options or {})
+        self.options = no_options("choice", options)
 
     def score(self, items: Sequence[ChoiceItem], scores: Mapping[str, float]) -> ScoreReport:
         vals = item_scores(items, scores)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..dataset import ChoiceItem
-from .base import ScoreReport, item_scores, mean_metric
+from .base import ScoreReport, item_scores, mean_metric, no_options
 
 FREQ_EDGES = [0, 1, 5, 20, 100, np.inf]
 FREQ_LABELS = ["oov", "1-5", "6-20", "21-100", ">100"]
@@ -42,7 +42,7 @@ class LexicalScorer:
     name = "zr2021_lexical"
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
-        self.options = dict(options or {})
+        self.options = no_options("zr2021_lexical", options)
 
     def score(self, items: Sequence[ChoiceItem], scores: Mapping[str, float]) -> ScoreReport:
         df = _by_doc(items, scores, ["frequency"])
@@ -66,7 +66,7 @@ class SyntacticScorer:
     name = "zr2021_syntactic"
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
-        self.options = dict(options or {})
+        self.options = no_options("zr2021_syntactic", options)
 
     def score(self, items: Sequence[ChoiceItem], scores: Mapping[str, float]) -> ScoreReport:
         df = _by_doc(items, scores, ["type"])
