@@ -21,11 +21,14 @@ def run_encode(ctx: TaskContext) -> TaskOutcome:
     )
     report = ctx.scorer().score(ds, feats)
     entry, hib = metric_entries(report, "none")
+    info = dict(getattr(report, "info", None) or {})  # e.g. ABX: items used/skipped, cells
     scoring = {
         "scorer": ctx.cfg.scoring.scorer,
         "options": dict(ctx.cfg.scoring.options),
-        "primary_metric": f"{next(iter(report.metrics))},none",
+        # The scorer's first metric is the task's headline unless it names one.
+        "primary_metric": info.pop("primary_metric", f"{next(iter(report.metrics))},none"),
         "frame_rates": sorted({float(r) for _, r in feats.values()}),
+        **info,
     }
     samples = list(report.per_item) if ctx.log_samples else []
     return TaskOutcome(entry, hib, scoring, samples=samples)
