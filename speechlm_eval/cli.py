@@ -117,7 +117,15 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("score", help="score a submission file of per-file scores")
     s.add_argument("--task", required=True)
-    s.add_argument("--scores", required=True, help="'<file> <score>' per line (ZR2021 format)")
+    s.add_argument(
+        "--scores",
+        "--features",
+        dest="scores",
+        required=True,
+        help="likelihood tasks: '<file> <score>' per line (ZR2021); ABX: folder of per-file "
+        "features (.npy/.pt/.txt, ZeroSpeech layout)",
+    )
+    s.add_argument("--frame_rate", type=_positive, default=None, help="ABX features: frames/s")
     s.add_argument("--data_dir", default=None)
     s.add_argument("--output_path", "-o", default=None, help="write the results JSON here")
     s.add_argument("--include_path", action="append", default=[])
@@ -228,7 +236,7 @@ def _cmd_score(a: argparse.Namespace) -> int:
     idx = load_index(a.include_path)
     if a.task not in idx.tasks:
         raise ConfigError(f"--task: unknown task {a.task!r}")
-    res = score_submission(idx.tasks[a.task], Path(a.scores), a.data_dir)
+    res = score_submission(idx.tasks[a.task], Path(a.scores), a.data_dir, a.frame_rate)
     _print_summary(res)
     if a.output_path:
         atomic_write_text(Path(a.output_path) / f"results_{timestamp()}.json", dumps(res))

@@ -13,7 +13,7 @@ from typing import Any
 
 from .config import TaskConfig
 from .dataset import ChoiceDataset
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .pipelines.base import metric_entries
 from .runner import make_scorer, read_task_data
 
@@ -74,12 +74,32 @@ def _extension_hint(extra: list[str], files: set[str]) -> str:
     return ""
 
 
-def score_submission(cfg: TaskConfig, scores_path: Path, data_dir: str | None) -> dict[str, Any]:
-    """Results entry for a task from a submission file (filter name ``external``)."""
+def score_submission(
+    cfg: TaskConfig,
+    scores_path: Path,
+    data_dir: str | None,
+    frame_rate: float | None = None,
+) -> dict[str, Any]:
+    """Results entry for a task from a submission (filter name ``external``).
+
+    Likelihood tasks: a file of per-file scores. ``encode`` (ABX) tasks: a folder of
+    per-file features (ZeroSpeech layout) at ``frame_rate`` frames per second.
+    """
     ds = read_task_data(cfg, data_dir)
-    scores = read_scores(scores_path)
-    check_coverage(scores_path, ds, scores)
-    report = make_scorer(cfg).score(ds.items, scores)
+    if cfg.capability == "encode":
+        if frame_rate is None or not frame_rate > 0:
+            raise ConfigError(f"--frame_rate: task {cfg.task!r} scores features; give their rate")
+        from .abx import score_feature_dir
+
+        report = score_feature_dir(ds, scores_path, frame_rate, dict(cfg.scoring.options))
+    elif cfg.capability == "loglikelihood":
+        scores = read_scores(scores_path)
+        check_coverage(scores_path, ds, scores)
+        report = make_scorer(cfg).score(ds.items, scores)
+    else:
+        raise ConfigError(
+            f"task {cfg.task!r} ({cfg.capability}) cannot be scored from a submission"
+        )
     entry, hib = metric_entries(report, "external")
     return {
         "results": {cfg.task: {"alias": cfg.task, **entry}},

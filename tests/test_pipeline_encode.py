@@ -73,3 +73,23 @@ def test_runner_scores_equal_the_scorer_on_the_same_features(abx_data, tmp_path)
     again = KnownFeatures(syn.features)
     res2 = evaluate("known", {}, opts, model=again)
     assert again.calls == 0 and res2["results"] == res["results"]
+
+
+def test_score_a_zerospeech_feature_submission(abx_data, tmp_path, capsys):
+    from speechlm_eval.cli import main
+
+    data, root, syn = abx_data
+    cfg = load_index().tasks["abx_within"]
+    direct = ABXScorer(dict(cfg.scoring.options)).score(
+        read_abx_item(root, dict(cfg.dataset.options)), syn.features
+    )
+    out = tmp_path / "res"
+    argv = ["score", "--task", "abx_within", "--features", str(syn.feature_dir)]
+    rc = main([*argv, "--frame_rate", "50", "--data_dir", str(data), "--output_path", str(out)])
+    assert rc == 0
+    import json
+
+    res = json.loads(next(out.glob("results_*.json")).read_text())
+    assert res["results"]["abx_within"]["abx_within,external"] == direct.metrics["abx_within"].value
+    assert main([*argv, "--data_dir", str(data)]) == 2  # no --frame_rate: one clear error
+    assert "--frame_rate" in capsys.readouterr().err
