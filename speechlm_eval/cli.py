@@ -111,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     db.add_argument("--seed", type=int, default=0)
     db.add_argument("--size", default="small", choices=["tiny", "small", "full"])
     db.add_argument("--subsets", default=None, help="comma-separated subsets (default: all)")
+    db.add_argument("--jobs", type=int, default=None, help="worker processes (default: CPU cores)")
     di = dsub.add_parser("info", help="what a built suite holds")
     di.add_argument("dir", nargs="?", default=None)
 
@@ -250,7 +251,7 @@ def _cmd_data(a: argparse.Namespace) -> int:
         return 0
     names = [s.strip() for s in a.subsets.split(",") if s.strip()] if a.subsets else None
     out = Path(a.out) if a.out else builtin.default_root()
-    builtin.build(out, seed=a.seed, size=a.size, names=names)
+    builtin.build(out, seed=a.seed, size=a.size, names=names, jobs=a.jobs)
     print(builtin.info(out))
     return 0
 

@@ -11,6 +11,7 @@ import csv
 import json
 import re
 from collections import Counter
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +19,16 @@ import pytest
 import soundfile as sf
 from helpers import build_tiny
 
+from reference_models.length_baseline import LengthBaseline
+from speechlm_eval.builtin import build as build_mod
+from speechlm_eval.builtin.balance import SLACK
 from speechlm_eval.builtin.context import BuildContext
 from speechlm_eval.builtin.subsets import storycloze as sc
 from speechlm_eval.builtin.subsets import syntactic as syn
 from speechlm_eval.builtin.voices import Espeak, all_voices
 from speechlm_eval.readers.pairs import read_storycloze
 from speechlm_eval.readers.zr2021 import read_syntactic
+from speechlm_eval.runner import RunOptions, evaluate
 
 NAMES = ["syntactic", "storycloze"]
 
@@ -43,29 +48,26 @@ def _ctx(subset: str, size: str, seed: int = 0) -> BuildContext:
 
 
 # ---------------------------------------------------------------- templates (no audio)
+def _first(ctx: BuildContext, n: int) -> list[syn.Pair]:
+    """The first n candidates of every paradigm's seeded stream."""
+    return [p for streams in syn.candidates(ctx).values() for s in streams for p in islice(s, n)]
+
+
 @pytest.mark.parametrize("size", ["small", "full"])
-def test_syntactic_text_pairs(size):
-    pairs = syn.text_pairs(_ctx("syntactic", size))
-    per_type = Counter(p.type for p in pairs)
-    assert per_type == dict.fromkeys(syn.TYPES, syn.PER_TYPE[size])
-    sentences = [s.lower() for p in pairs for s in (p.good, p.bad)]
-    assert len(set(sentences)) == len(sentences), "a sentence occurs twice"
+def test_syntactic_candidates(size):
+    pairs = _first(_ctx("syntactic", size), 40)
+    assert {p.subtype for p in pairs} == {p.subtype for p in syn.PARADIGMS}
+    assert {p.type for p in pairs} == set(syn.TYPES)
     for p in pairs:
         assert p.good != p.bad
         assert syn.diff_kind(p.good, p.bad) == p.diff, (p.good, p.bad)
         assert p.good[0].isupper() and p.good[-1] in ".?" and p.bad[-1] == p.good[-1]
-    # every paradigm is used, spread evenly over a type's paradigms
-    per_sub = Counter(p.subtype for p in pairs)
-    assert set(per_sub) == {p.subtype for p in syn.PARADIGMS}
-    for t in syn.TYPES:
-        counts = [per_sub[p.subtype] for p in syn.PARADIGMS if p.type == t]
-        assert max(counts) - min(counts) <= 1, (t, counts)
 
 
-def test_syntactic_text_pairs_are_seeded():
-    a = syn.text_pairs(_ctx("syntactic", "small"))
-    assert a == syn.text_pairs(_ctx("syntactic", "small"))
-    assert a != syn.text_pairs(_ctx("syntactic", "small", seed=1))
+def test_syntactic_candidates_are_seeded():
+    a = _first(_ctx("syntactic", "small"), 5)
+    assert a == _first(_ctx("syntactic", "small"), 5)
+    assert a != _first(_ctx("syntactic", "small", seed=1), 5)
 
 
 def test_syntactic_diff_kind():
@@ -74,6 +76,90 @@ def test_syntactic_diff_kind():
     assert syn.diff_kind("A b c.", "A b c.") is None
     assert syn.diff_kind("A b c.", "A b c d.") is None
     assert syn.diff_kind("A b c d.", "A x y z.") is None
+
+
+def _screened(seed: int, n: int) -> dict[str, list[list[syn.Screened]]]:
+    """Random candidates with random lengths (3 voices), many one-sided, some over the cap."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[list[syn.Screened]]] = {}
+    for t in syn.TYPES:
+        k = 1 + len(t) % 3
+        out[t] = []
+        for j in range(k):
+            bias = rng.choice([-1, 0, 1])  # paradigms where one member is mostly longer
+            cands = []
+            for i in range(n):
+                good = rng.integers(30_000, 40_000, 3)
+                step = rng.integers(-2500, 2500, 3) + bias * 2000
+                bad = good + step
+                pair = syn.Pair(t, f"{t}-{j}", "sub1", f"G {t} {j} {i}.", f"B {t} {j} {i}.")
+                cands.append(syn.Screened(pair, [int(x) for x in good], [int(x) for x in bad]))
+            out[t].append(cands)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_select_balances_and_is_maximal(seed):
+    """Every prefix of the selection keeps the length rule within the slack, per type and
+    overall; no pair is over the mismatch cap; and (checked by brute force) a type that
+    came out short has no unused candidate that could still have been taken."""
+    screened = _screened(seed, 12)
+    quota = 6
+    chosen = syn.select(screened, quota)
+    total = 0.0
+    for t in syn.TYPES:
+        assert len(chosen[t]) <= quota
+        group = 0.0
+        for c in chosen[t]:
+            assert c.mismatch <= syn.MAX_MISMATCH
+            # the rule's score recomputed from the lengths, voice by voice
+            score = np.mean([1.0 if g < b else 0.5 if g == b else 0.0
+                             for g, b in zip(c.good, c.bad, strict=True)])  # fmt: skip
+            assert c.score == pytest.approx(score)
+            group += score - 0.5
+            total += score - 0.5
+            assert abs(group) <= SLACK + 1e-9 and abs(total) <= SLACK + 1e-9
+        if len(chosen[t]) < quota:
+            taken = {id(c) for c in chosen[t]}
+            end = sum(c.score - 0.5 for c in chosen[t])
+            tot_at_end = total  # later types were not chosen yet when this type stopped
+            for cands in screened[t]:
+                for c in cands:
+                    if id(c) in taken or c.mismatch > syn.MAX_MISMATCH:
+                        continue
+                    d = c.score - 0.5
+                    assert abs(end + d) > SLACK or abs(tot_at_end + d) > SLACK, c
+    # the selection is a pure function of its input
+    assert syn.select(screened, quota) == chosen
+
+
+def test_select_hand_case():
+    """Two voices, lengths chosen by hand, quota 4, slack 0.5, cap 15%.
+
+    p0: a (100,100 vs 110,105): 10% off, good shorter in both voices: score 1
+        b (100,100 vs 101,101): 1% off, score 1
+    p1: d (100,100 vs 80,80): 25% off: never taken
+        e (100,100 vs 95,99): 5.3% off, good longer in both: score 0
+        f (100,100 vs 100,90): 11% off, a tie and a longer: score 0.25
+    Turns: p0 takes a (sum +0.5); p1 skips d, takes e (0); p0 takes b (+0.5); p1 takes f
+    (+0.25). Full after four.
+    """
+
+    def c(name, good, bad):
+        return syn.Screened(syn.Pair("quantifiers", "q", "sub1", f"G {name}.", f"B {name}."),
+                            list(good), list(bad))  # fmt: skip
+
+    p0 = [c("a", (100, 100), (110, 105)), c("b", (100, 100), (101, 101))]
+    p1 = [c("d", (100, 100), (80, 80)), c("e", (100, 100), (95, 99)), c("f", (100, 100), (100, 90))]
+    screened = {t: [[]] for t in syn.TYPES}
+    screened["quantifiers"] = [p0, p1]
+    got = syn.select(screened, 4)["quantifiers"]
+    assert [x.pair.good for x in got] == ["G a.", "G e.", "G b.", "G f."]
+    assert [x.score for x in got] == [1.0, 0.0, 1.0, 0.25]
+    assert [round(x.mismatch, 4) for x in got] == [0.1, round(5 / 95, 4), 0.01, round(10 / 90, 4)]
+    # a repeated sentence is never taken twice, even from another paradigm
+    screened["quantifiers"] = [[c("a", (100, 100), (101, 101))], [c("a", (100, 100), (99, 99))]]
+    assert len(syn.select(screened, 2)["quantifiers"]) == 1
 
 
 @pytest.mark.parametrize("size", ["small", "full"])
@@ -152,6 +238,41 @@ def test_syntactic_build(built):
     assert "size tiny, seed 0" in card and all(t in card for t in syn.TYPES)
 
 
+def test_syntactic_duration_balance(built, monkeypatch):
+    """The length-only rule is at chance on the built pairs: recomputed from the files'
+    sample counts, reported the same in the manifest, and scored the same by the
+    length-baseline model through the runner (the official pairing and averaging)."""
+    out, man = built
+    d = out / syn.OUT
+    rows = _gold(d)
+    frames = {r["filename"]: sf.info(str(d / f"{r['filename']}.wav")).frames for r in rows}
+    by_pair: dict[str, dict[str, dict[str, int]]] = {}
+    for r in rows:
+        by_pair.setdefault(r["id"], {}).setdefault(r["voice"], {})[r["correct"]] = frames[
+            r["filename"]
+        ]
+    scores = []
+    for voices in by_pair.values():
+        per_voice = []
+        for v in voices.values():
+            g, b = v["1"], v["0"]
+            assert abs(g - b) / min(g, b) <= syn.MAX_MISMATCH + 1e-12
+            per_voice.append(1.0 if g < b else 0.5 if g == b else 0.0)
+        scores.append(sum(per_voice) / len(per_voice))
+    acc = sum(scores) / len(scores)
+    n = len(scores)
+    assert abs(acc - 0.5) <= SLACK / n + 1e-12, acc
+    note = man["subsets"]["syntactic"]["notes"]["duration_balance"]
+    assert note["all"]["length_rule_accuracy"] == pytest.approx(acc, abs=1e-4)
+    assert note["all"]["pairs"] == n
+    monkeypatch.setenv("SLM_EVAL_BUILTIN", str(out))
+    monkeypatch.delenv("SLM_EVAL_DATA", raising=False)
+    res = evaluate("length-baseline", {}, RunOptions(tasks="sblimp", no_cache=True),
+                   model=LengthBaseline())  # fmt: skip
+    r = res["results"]["sblimp"]
+    assert r["acc,nll_sum"] == pytest.approx(acc) and r["acc,nll_mean"] == pytest.approx(acc)
+
+
 def _audio(p: Path) -> np.ndarray:
     x, sr = sf.read(str(p), dtype="int16")
     assert sr == 16000
@@ -197,17 +318,28 @@ def test_storycloze_build(built):
             # identical context (4 of 5 sentences), different ending
             assert first > 0.5 * m
             assert not np.array_equal(good, bad)
+    # the card's length-only figure, recomputed from the files
+    for folder in sc.OUTS:
+        sides = []
+        for i in range(n):
+            c, x = (len(_audio(out / folder / f"{i}_{k}.wav")) for k in ("correct", "incorrect"))
+            sides.append(1.0 if c < x else 0.5 if c == x else 0.0)
+        assert entry["notes"]["length_rule_accuracy"][folder] == pytest.approx(sum(sides) / n)
+        assert f"{folder} {sum(sides) / n:.3f}" in (out / folder / "README.md").read_text()
 
 
-def test_builds_are_deterministic(tmp_path):
-    """Two builds into two folders are identical. The espeak voices only, to keep this fast:
-    the Piper voice's own determinism is tested with the lexical subset."""
+def test_builds_are_deterministic_for_any_worker_count(tmp_path, monkeypatch):
+    """Two builds into two folders, one in this process (jobs=1) and one with two worker
+    processes, are identical. The espeak voices only, to keep this fast: the Piper voice
+    across worker counts is tested with the lexical subset."""
     pool = {k: v for k, v in all_voices().items() if isinstance(v, Espeak)}
     assert len(pool) >= 2
-    a = _build(tmp_path / "a", pool)
-    b = _build(tmp_path / "b", pool)
+    monkeypatch.setattr(build_mod, "all_voices", lambda: pool)
+    a = build_mod.build(tmp_path / "a", seed=0, size="tiny", names=NAMES, progress=False, jobs=1)
+    b = build_mod.build(tmp_path / "b", seed=0, size="tiny", names=NAMES, progress=False, jobs=2)
     for name in NAMES:
         ea, eb = a["subsets"][name], b["subsets"][name]
+        assert (ea["build_jobs"], eb["build_jobs"]) == (1, 2)
         assert ea["voices"] == list(pool)[:2]
         assert ea["content_sha256"] == eb["content_sha256"], name
         assert ea["files"] == eb["files"]

@@ -97,7 +97,7 @@ def _requests() -> list[LoglikelihoodRequest]:
 
 
 def test_shipped_checkpoint_loads(model: GSLMMini) -> None:
-    assert model.capabilities == frozenset({"loglikelihood", "encode"})
+    assert model.capabilities == frozenset({"loglikelihood", "encode", "resynthesize", "continue"})
     assert model.sample_rate == SR
     cfg = json.loads((DEFAULT_CHECKPOINT / "gslm_mini.json").read_text())
     assert model.n_units == cfg["n_units"]

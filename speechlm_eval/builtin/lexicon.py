@@ -50,31 +50,39 @@ class Syllable:
         return self.onset + self.nucleus + self.coda
 
 
+def _bounds(bare: Sequence[str], legal_onsets: frozenset[tuple[str, ...]]) -> list[tuple]:
+    """(start, vowel, end) of each syllable of stress-free phones, by maximal onset."""
+    vowels = [i for i, p in enumerate(bare) if p in VOWELS]
+    out = []
+    start = 0
+    for k, v in enumerate(vowels):
+        if k + 1 < len(vowels):
+            nxt = vowels[k + 1]
+            split = nxt - v - 1
+            for j in range(v + 1, nxt + 1):  # the longest legal onset before the next vowel
+                if j == nxt or tuple(bare[j:nxt]) in legal_onsets:
+                    split = j - v - 1
+                    break
+            end = v + 1 + split
+        else:
+            end = len(bare)
+        out.append((start, v, end))
+        start = end
+    return out
+
+
 def syllabify(phones: Sequence[str], legal_onsets: frozenset[tuple[str, ...]]) -> list[Syllable]:
     """Split a pronunciation into syllables by the maximal-onset principle.
 
     Consonants between two vowels go to the next syllable as long as they form an onset
     that starts some English word; the rest close the previous syllable.
     """
-    vowels = [i for i, p in enumerate(phones) if is_vowel(p)]
-    if not vowels:
+    bounds = _bounds([base(p) for p in phones], legal_onsets)
+    if not bounds:
         return [Syllable((), (), tuple(phones))]
-    sylls: list[Syllable] = []
-    start = 0
-    for k, v in enumerate(vowels):
-        if k + 1 < len(vowels):
-            cluster = phones[v + 1 : vowels[k + 1]]
-            split = len(cluster)
-            for j in range(len(cluster) + 1):
-                if tuple(base(p) for p in cluster[j:]) in legal_onsets or j == len(cluster):
-                    split = j
-                    break
-            end = v + 1 + split
-        else:
-            end = len(phones)
-        sylls.append(Syllable(tuple(phones[start:v]), (phones[v],), tuple(phones[v + 1 : end])))
-        start = end
-    return sylls
+    return [
+        Syllable(tuple(phones[a:v]), (phones[v],), tuple(phones[v + 1 : e])) for a, v, e in bounds
+    ]
 
 
 class Lexicon:
@@ -82,13 +90,14 @@ class Lexicon:
 
     def __init__(self, prons: dict[str, list[list[str]]]) -> None:
         self.prons = prons
-        self.known = {tuple(base(p) for p in pr) for prs in prons.values() for pr in prs}
+        # Stress stripped once per pronunciation (this runs over all 135k of them).
+        bare = [tuple(p.rstrip("012") for p in pr) for prs in prons.values() for pr in prs]
+        self.known = set(bare)
         onsets: set[tuple[str, ...]] = set()
-        for prs in prons.values():
-            for pr in prs:
-                i = next((i for i, p in enumerate(pr) if is_vowel(p)), None)
-                if i is not None:
-                    onsets.add(tuple(base(p) for p in pr[:i]))
+        for b in bare:
+            i = next((i for i, p in enumerate(b) if p in VOWELS), None)
+            if i is not None:
+                onsets.add(b[:i])
         self.legal_onsets = frozenset(onsets)
         self.bigrams: set[tuple[str, str]] = set()
         self.segments: dict[str, Counter[tuple[str, ...]]] = {
@@ -96,15 +105,18 @@ class Lexicon:
             "nucleus": Counter(),
             "coda": Counter(),
         }
-        for prs in prons.values():
-            for pr in prs:
-                b = ["#", *(base(p) for p in pr), "#"]
-                self.bigrams.update(pairwise(b))
-                for s in syllabify(pr, self.legal_onsets):
-                    for kind in ("onset", "nucleus", "coda"):
-                        seg = tuple(base(p) for p in getattr(s, kind))
-                        if seg:
-                            self.segments[kind][seg] += 1
+        onset, nucleus, coda = (self.segments[k] for k in ("onset", "nucleus", "coda"))
+        for b in bare:
+            self.bigrams.update(pairwise(("#", *b, "#")))
+            bounds = _bounds(b, self.legal_onsets)
+            if not bounds and b:  # no vowel ("hmm"): all coda, as syllabify has it
+                coda[b] += 1
+            for a, v, e in bounds:
+                if a < v:
+                    onset[b[a:v]] += 1
+                nucleus[b[v : v + 1]] += 1
+                if v + 1 < e:
+                    coda[b[v + 1 : e]] += 1
 
     def is_word(self, phones: Sequence[str]) -> bool:
         """True if these phones (stress ignored) are a pronunciation of some English word."""

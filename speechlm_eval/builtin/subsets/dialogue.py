@@ -24,6 +24,7 @@ from itertools import pairwise, permutations
 import numpy as np
 
 from ..context import BuildContext, Subset, SubsetResult
+from ..synth import Utterance
 from ..voices import SAMPLE_RATE, Voice
 
 OUT_CONV = "dialogue/conversations"
@@ -343,6 +344,30 @@ class _Synth:
         return self.cache[key]
 
 
+def _prefetch(ctx: BuildContext, voices: list[Voice], pairs: list, synth: _Synth) -> None:
+    """Have the worker processes synthesise the scripted sentences up front.
+
+    The texts are replayed from the same seeded generators ``build`` uses (the scripts,
+    and the first draws of the full-duplex stimuli). This is only a speed-up: a sentence
+    not prefetched (backchannels, chosen later) is synthesised on demand, identically.
+    """
+    wanted: dict[tuple[str, str], None] = {}
+    for i in range(1, CONVERSATIONS[ctx.size] + 1):
+        if not ctx.has(f"_meta/conv-{i:04d}.json"):
+            pair = pairs[(i - 1) % len(pairs)]
+            _, turns = script(ctx.rng("conversation", i))
+            for k, turn in enumerate(turns):
+                wanted.update(dict.fromkeys((pair[k % 2].info.name, s) for s in turn))
+    for i in range(1, STIMULI[ctx.size] + 1):
+        if not ctx.has(f"_meta/fd-{i:04d}.json"):
+            rng = ctx.rng("stimulus", i)
+            first, second = rng.choice(FD_TURNS)
+            barge = rng.choice(INTERRUPTIONS)
+            name = voices[(i - 1) % len(voices)].info.name
+            wanted.update(dict.fromkeys((name, s) for s in (first, second, barge)))
+    ctx.prefetch(Utterance(v, "text", s) for v, s in wanted if (v, s) not in synth.cache)
+
+
 def conversation(
     rng: random.Random, voices: tuple[Voice, Voice], synth: _Synth
 ) -> tuple[dict[str, np.ndarray], dict]:
@@ -496,6 +521,7 @@ class Dialogue(Subset):
         voices = list(ctx.voices.values())[: VOICES[ctx.size]]
         pairs = list(permutations(voices, 2))
         synth = _Synth()
+        _prefetch(ctx, voices, pairs, synth)
         convs = []
         for i in range(1, CONVERSATIONS[ctx.size] + 1):
             cid = f"conv-{i:04d}"

@@ -16,6 +16,7 @@ import numpy as np
 import soundfile as sf
 
 from ..context import BuildContext, Subset, SubsetResult
+from ..synth import Utterance
 from ..voices import SAMPLE_RATE
 
 OUT = "prosody/dev"
@@ -308,6 +309,31 @@ def _split(full: np.ndarray, prompt_alone: np.ndarray) -> tuple[float, float]:
     return (start + end) / 2, start - expected
 
 
+PREFETCH = 16  # items synthesised ahead in the worker processes
+
+
+def _prefetch(ctx: BuildContext, voices: list, order: list[int], first: int, seen: set) -> None:
+    """Have the workers synthesise items first..first+PREFETCH-1 as ``build`` will draw them.
+
+    Replays the seeded draws of the first attempt; an item that needs a retry (rare)
+    is synthesised on demand, identically. Only a speed-up.
+    """
+    seen = set(seen)
+    utts = []
+    for i in range(first, min(first + PREFETCH, ITEMS[ctx.size] + 1)):
+        uid = f"prosody-{i:04d}"
+        if ctx.has(f"{OUT}/{uid}.wav") and ctx.has(f"_meta/{uid}.json"):  # resumed
+            saved = json.loads(ctx.path(f"_meta/{uid}.json").read_text(encoding="utf-8"))
+            seen.add(saved["row"]["prompt_text"])
+            continue
+        template, slots = PROMPTS[order[(i - 1) % len(PROMPTS)]]
+        prompt, cont = draw(template, slots, TYPES[(i - 1) % len(TYPES)], ctx.rng("text", i), seen)
+        seen.add(prompt)
+        name = voices[(i - 1) % len(voices)].info.name
+        utts += [Utterance(name, "text", f"{prompt} {cont}"), Utterance(name, "text", prompt)]
+    ctx.prefetch(utts)
+
+
 class Prosody(Subset):
     name = "prosody"
     version = 1
@@ -322,6 +348,8 @@ class Prosody(Subset):
         order = ctx.rng("frames").sample(range(len(PROMPTS)), len(PROMPTS))
         rows, seen, retries = [], set(), 0
         for i in range(1, ITEMS[ctx.size] + 1):
+            if (i - 1) % PREFETCH == 0:
+                _prefetch(ctx, voices, order, i, seen)
             v = voices[(i - 1) % len(voices)]
             kind = TYPES[(i - 1) % len(TYPES)]  # voices and types in turn
             uid = f"prosody-{i:04d}"

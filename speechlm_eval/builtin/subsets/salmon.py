@@ -18,6 +18,7 @@ import numpy as np
 from scipy import signal
 
 from ..context import BuildContext, Subset, SubsetResult
+from ..synth import Utterance
 from ..voices import SAMPLE_RATE, TARGET_RMS, Voice
 
 SR = SAMPLE_RATE
@@ -331,6 +332,11 @@ def _drr(rng: np.random.Generator, rt60: float) -> float:
 # --------------------------------------------------------------------------- speech
 
 
+def _half_text(sentence: int, k: int) -> str:
+    first, second = SENTENCES[sentence].split(", ", 1)
+    return f"{first}," if k == 0 else second  # the comma keeps continuation prosody
+
+
 class _Speech:
     """Sentence halves per voice, synthesised once per build (trimmed, at the common RMS)."""
 
@@ -341,9 +347,7 @@ class _Speech:
     def half(self, voice: str, sentence: int, k: int) -> np.ndarray:
         key = (voice, sentence, k)
         if key not in self.cache:
-            first, second = SENTENCES[sentence].split(", ", 1)
-            text = f"{first}," if k == 0 else second  # the comma keeps continuation prosody
-            x = np.asarray(self.voices[voice].text(text), dtype=np.float64)
+            x = np.asarray(self.voices[voice].text(_half_text(sentence, k)), dtype=np.float64)
             a, b = _active(x)
             x = x[max(0, a - int(0.01 * SR)) : b + int(0.01 * SR)]
             self.cache[key] = x * (TARGET_RMS / _rms(x))
@@ -478,6 +482,18 @@ class Salmon(Subset):
     def build(self, ctx: BuildContext) -> SubsetResult:
         n = PER_PART[ctx.size]
         speech = _Speech(ctx.voices)
+        missing = {
+            _sentence_for(ctx, i)
+            for part in PARTS
+            for i in range(n)
+            if not all(ctx.has(f"salmon/{part}/sample_{i}_{k}.wav") for k in (0, 1))
+        }
+        ctx.prefetch(  # every half of those sentences in every voice (a few go unused)
+            Utterance(v, "text", _half_text(s, k))
+            for s in sorted(missing)
+            for v in ctx.voices
+            for k in (0, 1)
+        )
         used: set[str] = set()
         for part in PARTS:
             out = f"salmon/{part}"

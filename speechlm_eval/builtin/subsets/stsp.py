@@ -11,6 +11,7 @@ import json
 import random
 
 from ..context import BuildContext, Subset, SubsetResult, stem
+from ..synth import Utterance
 
 OUT = "stsp/dev"
 ITEMS = {"tiny": 6, "small": 150, "full": 600}  # split evenly over the three labels
@@ -124,6 +125,11 @@ class STSP(Subset):
             items += [(s, lab, c, voices[k % len(voices)]) for k, (s, lab, c) in enumerate(rows)]
         items = ctx.rng("order").sample(items, len(items))
         rows = []
+        ctx.prefetch(  # the missing files' sentences, made in the worker processes
+            Utterance(v.info.name, "text", s)
+            for s, _, _, v in items
+            if not ctx.has(f"{OUT}/{stem(ctx.seed, 'stsp', s, v.info.name)}.wav")
+        )
         for i, (s, label, c, v) in enumerate(items, 1):
             name = stem(ctx.seed, "stsp", s, v.info.name)
             rel = f"{OUT}/{name}.wav"

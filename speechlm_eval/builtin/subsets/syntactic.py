@@ -10,6 +10,13 @@ spoken from text by the same voice.
 Each paradigm declares how its two sentences differ, and the tests check it:
 ``sub1`` one word replaced, ``sub2`` two words replaced, ``move`` the same words
 in another order (ellipsis and island paradigms, as in BLiMP).
+
+Duration balance: in many paradigms one member is systematically longer ("him" vs
+"himself", "not" vs "probably"), so "prefer the shorter file" beat chance. Candidate
+pairs are screened for their exact durations in every voice before synthesis and
+kept only if the two sentences differ by at most ``MAX_MISMATCH`` in every voice and
+taking the pair keeps the length-only rule at chance within the type and overall
+(``balance.py``); the paradigms of a type still take turns.
 """
 
 from __future__ import annotations
@@ -19,14 +26,19 @@ import io
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from math import prod
+from itertools import islice
+from math import ceil, prod
+from typing import Any
 
+from ..balance import Balance, balance_row, mismatch, pair_score, summary
 from ..context import BuildContext, Subset, SubsetResult, stem
+from ..synth import Utterance
 
 OUT = "zerospeech2021/syntactic/dev"
 PER_TYPE = {"tiny": 2, "small": 30, "full": 200}
 VOICES = {"tiny": 2, "small": 3, "full": 3}  # how many voices of the pool (in pool order)
 MAX_DRAW = 6000  # candidate slot combinations drawn per paradigm (a fixed number: determinism)
+MAX_MISMATCH = 0.15  # |dur(good) - dur(bad)| / shorter, in every voice
 
 TYPES = (
     "anaphor_agreement", "argument_structure", "binding", "control_raising",
@@ -505,35 +517,117 @@ def _candidates(p: Paradigm, ctx: BuildContext) -> Iterator[tuple[str, str]]:
             yield r
 
 
-def text_pairs(ctx: BuildContext) -> list[Pair]:
-    """The subset's sentence pairs (no audio): per type, round-robin over its paradigms."""
-    quota = PER_TYPE[ctx.size]
+def _stream(p: Paradigm, ctx: BuildContext) -> Iterator[Pair]:
+    for good, bad in _candidates(p, ctx):
+        yield Pair(p.type, p.subtype, p.diff, good, bad)
+
+
+def candidates(ctx: BuildContext) -> dict[str, list[Iterator[Pair]]]:
+    """Per type, one seeded stream of candidate pairs per paradigm (text only)."""
+    return {t: [_stream(p, ctx) for p in PARADIGMS if p.type == t] for t in TYPES}
+
+
+@dataclass
+class Screened:
+    """A candidate pair with its exact length (samples) in each voice."""
+
+    pair: Pair
+    good: list[int]
+    bad: list[int]
+
+    @property
+    def score(self) -> float:
+        return pair_score(self.good, self.bad)
+
+    @property
+    def mismatch(self) -> float:
+        return mismatch(self.good, self.bad)
+
+
+def select(screened: dict[str, list[list[Screened]]], quota: int) -> dict[str, list[Screened]]:
+    """Pick ``quota`` pairs per type from screened candidates (a pure function of its input).
+
+    Paradigms of a type take turns; at its turn a paradigm gives its first candidate (in
+    the seeded order) that is within ``MAX_MISMATCH``, repeats no sentence of the subset,
+    and keeps the length-only rule within the balance slack (``Balance.fits``); a paradigm
+    with no such candidate passes. A type is short when a whole round gives nothing.
+    """
+    bal = Balance()
     seen: set[str] = set()
-    out: list[Pair] = []
+    out: dict[str, list[Screened]] = {}
     for t in TYPES:
-        paradigms = [p for p in PARADIGMS if p.type == t]
-        streams = [_candidates(p, ctx) for p in paradigms]
-        active = list(range(len(paradigms)))
-        taken = 0
-        while taken < quota and active:
-            for k in list(active):
-                if taken == quota:
+        lists = screened[t]
+        used = [[False] * len(c) for c in lists]
+        taken: list[Screened] = []
+        progress = True
+        while len(taken) < quota and progress:
+            progress = False
+            for k, cands in enumerate(lists):
+                if len(taken) == quota:
                     break
-                for good, bad in streams[k]:
-                    if good.lower() not in seen and bad.lower() not in seen:
-                        seen.update((good.lower(), bad.lower()))
-                        p = paradigms[k]
-                        out.append(Pair(p.type, p.subtype, p.diff, good, bad))
-                        taken += 1
+                for j, c in enumerate(cands):
+                    g, b = c.pair.good.lower(), c.pair.bad.lower()
+                    if used[k][j] or g in seen or b in seen or c.mismatch > MAX_MISMATCH:
+                        continue
+                    if bal.fits(t, c.score):
+                        used[k][j] = True
+                        seen.update((g, b))
+                        bal.add(t, c.score)
+                        taken.append(c)
+                        progress = True
                         break
-                else:
-                    active.remove(k)
+        out[t] = taken
     return out
+
+
+def plan(ctx: BuildContext, voices: list[str]) -> list[dict[str, Any]]:
+    """The subset's pairs (no audio), with their lengths: screen in rounds until full.
+
+    Each round screens a few more candidates of every paradigm of the types that are
+    still short, then selects again from everything screened so far.
+    """
+    quota = PER_TYPE[ctx.size]
+    streams = candidates(ctx)
+    screened = {t: [[] for _ in streams[t]] for t in TYPES}
+    exhausted = {t: [False] * len(streams[t]) for t in TYPES}
+    missing = dict.fromkeys(TYPES, quota)
+    while True:
+        batch: list[tuple[str, int, Pair]] = []
+        for t, n in missing.items():  # about 1.25x what is missing, spread over the paradigms
+            step = max(1, ceil(1.25 * n / len(streams[t])))
+            for k, stream in enumerate(streams[t]):
+                got = list(islice(stream, step))
+                batch += [(t, k, pair) for pair in got]
+                exhausted[t][k] = len(got) < step
+        ctx.status(f"balancing durations: screening {len(batch)} pairs")
+        utts = [Utterance.of(v, "text", s) for _, _, p in batch for s in (p.good, p.bad)
+                for v in voices]  # fmt: skip
+        lengths = iter(ctx.lengths(utts))
+        for t, k, pair in batch:
+            good = [next(lengths) for _ in voices]
+            bad = [next(lengths) for _ in voices]
+            screened[t][k].append(Screened(pair, good, bad))
+        chosen = select(screened, quota)
+        missing = {t: quota - len(chosen[t]) for t in TYPES if len(chosen[t]) < quota}
+        if not missing:
+            break
+        stuck = [t for t in missing if all(exhausted[t])]
+        if stuck:
+            raise RuntimeError(
+                f"syntactic: cannot fill {stuck} with {quota} duration-balanced pairs "
+                f"(candidates exhausted)"
+            )
+    return [
+        {"type": c.pair.type, "subtype": c.pair.subtype, "diff": c.pair.diff,
+         "good": c.pair.good, "bad": c.pair.bad, "good_samples": c.good, "bad_samples": c.bad,
+         "length_rule": c.score, "mismatch": c.mismatch}
+        for t in TYPES for c in chosen[t]
+    ]  # fmt: skip
 
 
 class Syntactic(Subset):
     name = "syntactic"
-    version = 1
+    version = 2  # 2: duration-balanced pair selection, Piper on one thread
     outputs = (OUT,)
     description = "sBLIMP-style grammatical vs ungrammatical spoken sentences (ZR2021 layout)"
 
@@ -541,30 +635,40 @@ class Syntactic(Subset):
         return PER_TYPE[size] * len(TYPES) * VOICES[size] * 2
 
     def build(self, ctx: BuildContext) -> SubsetResult:
-        pairs = text_pairs(ctx)
-        voices = list(ctx.voices.values())[: VOICES[ctx.size]]
-        rows = []
+        voices = list(ctx.voices)[: VOICES[ctx.size]]
+        pairs = ctx.memo("syntactic-plan", lambda: plan(ctx, voices))
+        rows, todo = [], []
         for pair_id, pair in enumerate(pairs, 1):
-            for v in voices:
-                for correct, text in ((1, pair.good), (0, pair.bad)):
-                    name = stem(ctx.seed, "syntactic", pair_id, v.info.name, correct)
+            for k, v in enumerate(voices):
+                for correct, text, n in (
+                    (1, pair["good"], pair["good_samples"][k]),
+                    (0, pair["bad"], pair["bad_samples"][k]),
+                ):
+                    name = stem(ctx.seed, "syntactic", pair_id, v, correct)
                     rel = f"{OUT}/{name}.wav"
-                    if not ctx.has(rel):
-                        ctx.write_wav(rel, v.text(text))
-                    ctx.tick()
+                    if ctx.has(rel):
+                        ctx.tick()
+                    else:
+                        todo.append((rel, n, Utterance.of(v, "text", text)))
                     rows.append({
-                        "filename": name, "id": pair_id, "voice": v.info.name, "type": pair.type,
-                        "subtype": pair.subtype, "transcription": text, "correct": correct,
+                        "filename": name, "id": pair_id, "voice": v, "type": pair["type"],
+                        "subtype": pair["subtype"], "transcription": text, "correct": correct,
                     })  # fmt: skip
+        ctx.status("synthesising")
+        for (rel, n, _), audio in zip(todo, ctx.synthesize(u for *_, u in todo), strict=True):
+            if audio.size != n:  # the balance was computed on these exact lengths
+                raise AssertionError(f"{rel}: {audio.size} samples, planned {n}")
+            ctx.write_wav(rel, audio)
+            ctx.tick()
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
         ctx.write_text(f"{OUT}/gold.csv", buf.getvalue())
-        per_type = {t: sum(p.type == t for p in pairs) for t in TYPES}
+        per_type = {t: sum(p["type"] == t for p in pairs) for t in TYPES}
         per_subtype: dict[str, int] = {}
         for p in pairs:
-            per_subtype[p.subtype] = per_subtype.get(p.subtype, 0) + 1
+            per_subtype[p["subtype"]] = per_subtype.get(p["subtype"], 0) + 1
         table = "\n".join(
             f"| {t} | {per_type[t]} | "
             + ", ".join(f"{s.subtype} ({per_subtype.get(s.subtype, 0)}, {s.diff})"
@@ -572,16 +676,25 @@ class Syntactic(Subset):
             + " |"
             for t in TYPES
         )  # fmt: skip
+        balance = {
+            t: summary([p["length_rule"] for p in pairs if p["type"] == t],
+                       [p["mismatch"] for p in pairs if p["type"] == t])
+            for t in TYPES
+        }  # fmt: skip
+        balance["all"] = summary([p["length_rule"] for p in pairs], [p["mismatch"] for p in pairs])
         skipped = "\n".join(f"- {t}: {why}" for t, why in SKIPPED.items())
         ctx.write_text(f"{OUT}/README.md", CARD.format(
             size=ctx.size, seed=ctx.seed, pairs=len(pairs), per_type=PER_TYPE[ctx.size],
-            voices=", ".join(v.info.name for v in voices), n_voices=len(voices), files=len(rows),
-            table=table, skipped=skipped, n_paradigms=len(PARADIGMS)))  # fmt: skip
+            voices=", ".join(voices), n_voices=len(voices), files=len(rows),
+            table=table, skipped=skipped, n_paradigms=len(PARADIGMS),
+            max_mismatch=round(100 * MAX_MISMATCH),
+            balance="\n".join(balance_row(k, b) for k, b in balance.items())))  # fmt: skip
         return SubsetResult(
             {"pairs": len(pairs), "files": len(rows)},
-            [v.info.name for v in voices],
-            {"pairs_per_type": per_type},
-        )
+            voices,
+            {"pairs_per_type": per_type, "pairs_per_subtype": per_subtype,
+             "duration_balance": balance},
+        )  # fmt: skip
 
 
 CARD = """\
@@ -593,11 +706,10 @@ sentence). The rows of one (id, voice) pair are adjacent, correct first, so the 
 correct row pairs with the k-th incorrect row as the official scoring script pairs them.
 
 How it was made
-- {pairs} minimal pairs, up to {per_type} for each of the 12 ZR2021 phenomenon types,
-  from {n_paradigms} hand-written paradigms (template + vocabulary lists, written for this
+- {pairs} minimal pairs, {per_type} for each of the 12 ZR2021 phenomenon types, from
+  {n_paradigms} hand-written paradigms (template + vocabulary lists, written for this
   project; not BLiMP's sentences or vocabulary). Slot combinations are drawn without
-  replacement in a seeded order and spread evenly over a type's paradigms; no sentence
-  occurs twice in the subset.
+  replacement in a seeded order; no sentence occurs twice in the subset.
 - How a pair differs: `sub1` one word replaced, `sub2` two words replaced, `move` the same
   words in another order (as BLiMP's ellipsis and island paradigms).
 - Ungrammatical members were kept only where the violation is clear-cut in standard
@@ -605,6 +717,27 @@ How it was made
   were all ...", "the magician vanished the coin", "there was every reason") were left out.
 - Voices: {voices}. Each pair is spoken by each of the {n_voices} voices, both members from
   text by the same voice. File names are opaque hashes. {files} files in all.
+- Duration balance (from the audio durations alone; no model was consulted): in many
+  paradigms one member is systematically longer ("him" / "himself", "not" / "probably",
+  "themselves" / "himself"); on the previous (unbalanced) small build the rule "prefer
+  the shorter file" scored 0.548 +- 0.021 overall and from 0.23 (anaphor agreement) to
+  0.91 (quantifiers) by type. Candidate pairs are drawn as above, their exact durations
+  in every voice computed first, and a pair is taken only if its two sentences differ by
+  at most {max_mismatch}% in every voice and taking it keeps the length rule at chance:
+  the running sum of (rule score - 0.5) within the type and over the whole set stays
+  within 0.5 (the rule's score on a pair is the mean over voices of 1 / 0.5 / 0 for a
+  shorter / equally long / longer grammatical sentence). Paradigms of a type take turns;
+  at its turn a paradigm gives its first qualifying candidate. Where one member is nearly
+  always longer, this changes which words a paradigm uses (in existential quantifiers the
+  short good determiners "a" and "no" mostly drop out) and such paradigms supply fewer
+  pairs (counts below). A model's own length measure (e.g. de-duplicated units) need not
+  follow duration; run the `length-baseline` model next to any model. What the length
+  rule scores on this build and the remaining mismatch (|good - bad| / shorter, per
+  voice, median and max over pairs):
+
+| type | pairs | length-rule accuracy | median mismatch | max mismatch |
+| --- | --- | --- | --- | --- |
+{balance}
 
 | type | pairs | paradigms (pairs, difference) |
 | --- | --- | --- |
