@@ -9,9 +9,11 @@ ties are dropped, as a tie is no evidence either way), with ``scipy.stats.binomt
 It also prints the *count cue*: how often the positive candidate has fewer tokens than every
 foil (a summed log-probability rewards that for free; compare ``length-baseline``).
 
-The test is per item; a task whose headline averages over voices first (sWUGGY, sBLIMP:
-pairs of the same id spoken by several voices) has fewer independent units than items,
-so its p-value is optimistic and is labelled so in the output.
+Two tests are printed. Per item: every row counts. Per unit: rows sharing a ``doc_id`` (in
+sWUGGY and sBLIMP, one pair spoken by several voices, which the headline averages first) are
+one unit, won when its mean score is above chance and lost when below (a sign test); that is
+the honest one where the voices of a pair are not independent evidence. Where every row has
+its own ``doc_id`` (sSC, tSC, SALMon) the two are the same.
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ class PairTest:
     chance: float
     accuracy: float  # ties counted as the harness counts them (shared point)
     p_value: float  # two-sided, wins vs losses at ``chance``; 1.0 when no item is decided
+    units: int  # distinct doc_ids
+    unit_wins: int  # units whose mean score is above chance
+    unit_losses: int  # ... below chance
+    unit_p_value: float
 
 
 def binomial_p(wins: int, losses: int, chance: float) -> float:
@@ -63,6 +69,12 @@ def pair_test(task: str, rows: Sequence[dict[str, Any]], variant: str) -> PairTe
     scores = [float(r[key]) for r in rows]
     wins = sum(s == 1.0 for s in scores)
     losses = sum(s == 0.0 for s in scores)
+    by_unit: dict[str, list[float]] = {}
+    for r, sc in zip(rows, scores, strict=True):
+        by_unit.setdefault(str(r["doc_id"]), []).append(sc)
+    means = [sum(v) / len(v) for v in by_unit.values()]
+    unit_wins = sum(m > 1.0 / k for m in means)
+    unit_losses = sum(m < 1.0 / k for m in means)
     return PairTest(
         task=task,
         variant=variant,
@@ -73,6 +85,12 @@ def pair_test(task: str, rows: Sequence[dict[str, Any]], variant: str) -> PairTe
         chance=1.0 / k,
         accuracy=sum(scores) / len(scores),
         p_value=binomial_p(wins, losses, 1.0 / k),
+        units=len(means),
+        unit_wins=unit_wins,
+        unit_losses=unit_losses,
+        # A unit's mean above 1/k is not a win with probability 1/k under chance when it
+        # averages several items (k = 2: symmetric, so 1/2); for k > 2 only per-item holds.
+        unit_p_value=binomial_p(unit_wins, unit_losses, 0.5) if k == 2 else float("nan"),
     )
 
 
@@ -109,29 +127,21 @@ def read_samples(path: Path) -> tuple[str, list[dict[str, Any]]]:
 def report(paths: Sequence[Path]) -> str:
     """A Markdown table: one row per task and scoring variant."""
     lines = [
-        "| task | variant | items | wins | losses | ties | acc | p (binomial, two-sided) "
-        "| count cue |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| task | variant | items | wins | losses | ties | acc | p (items) | units "
+        "| unit wins | unit losses | p (units) | count cue |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    marked = False
     for path in paths:
         task, rows = read_samples(path)
         variants = sorted(k.split(",", 1)[1] for k in rows[0] if k.startswith("score,"))
         cue = count_cue(rows)
-        # Items spoken by several voices: the test counts items, not independent units.
-        mark = " †" if "voice" in rows[0].get("meta", {}) else ""
-        marked = marked or bool(mark)
         for v in variants:
             t = pair_test(task, rows, v)
             lines.append(
                 f"| {task} | {v} | {t.items} | {t.wins} | {t.losses} | {t.ties} "
-                f"| {t.accuracy:.3f} | {t.p_value:.2g}{mark} | {cue:.3f} |"
+                f"| {t.accuracy:.3f} | {t.p_value:.2g} | {t.units} | {t.unit_wins} "
+                f"| {t.unit_losses} | {t.unit_p_value:.2g} | {cue:.3f} |"
             )
-    if marked:
-        lines.append(
-            "\n† per item (pairs x voices); the headline averages voices first, so there are "
-            "fewer independent units than items and this p-value is optimistic."
-        )
     return "\n".join(lines)
 
 

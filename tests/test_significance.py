@@ -31,8 +31,10 @@ def test_equals_brute_force(wins, n, chance):
     assert binomial_p(wins, n - wins, chance) == pytest.approx(brute_p(wins, n, chance), rel=1e-9)
 
 
-def _row(score, tokens=(3, 4), k=2):
+def _row(score, tokens=(3, 4), k=2, doc_id=None):
+    _row.n = getattr(_row, "n", 0) + 1
     return {
+        "doc_id": str(_row.n) if doc_id is None else doc_id,
         "candidates": [f"c{i}" for i in range(k)],
         "num_tokens": list(tokens[:k]) + [9] * (k - len(tokens)),
         "score,nll_sum": score,
@@ -50,6 +52,21 @@ def test_ties_are_dropped_and_counted():
         pair_test("t", [*rows, _row(1.0, k=3)], "nll_sum")
 
 
+def test_units_average_rows_sharing_a_doc_id():
+    # Unit a: 1, 1, 0 -> 2/3 (win); b: 0, 0, 1 -> 1/3 (loss); c: 1, 0 -> 1/2 (neither);
+    # d, e, f: single wins.
+    scores = {"a": (1, 1, 0), "b": (0, 0, 1), "c": (1, 0), "d": (1,), "e": (1,), "f": (1,)}
+    rows = [_row(float(x), doc_id=u) for u, xs in scores.items() for x in xs]
+    t = pair_test("t", rows, "nll_sum")
+    assert (t.items, t.wins, t.losses) == (11, 7, 4)
+    assert (t.units, t.unit_wins, t.unit_losses) == (6, 4, 1)
+    assert t.unit_p_value == pytest.approx(brute_p(4, 5, 0.5))
+    # Every row its own unit: the two tests agree.
+    solo = pair_test("t", [_row(float(x)) for xs in scores.values() for x in xs], "nll_sum")
+    assert (solo.unit_wins, solo.unit_losses) == (solo.wins, solo.losses)
+    assert solo.unit_p_value == solo.p_value
+
+
 def test_count_cue():
     rows = [_row(1.0, (2, 5)), _row(1.0, (5, 2)), _row(0.0, (3, 3)), _row(1.0, (1, 4))]
     assert count_cue(rows) == 0.5
@@ -61,7 +78,7 @@ def test_files_and_errors(tmp_path, capsys):
     assert read_samples(good)[0] == "swuggy"
     assert main([str(good)]) == 0
     out = capsys.readouterr().out
-    assert "| swuggy | nll_sum | 3 | 2 | 1 | 0 | 0.667 | 1 |" in out
+    assert "| swuggy | nll_sum | 3 | 2 | 1 | 0 | 0.667 | 1 | 3 | 2 | 1 | 1 | 1.000 |" in out
     bad = tmp_path / "samples_x_2026-11-26T17-28-18.1.jsonl"
     bad.write_text('{"doc_id": 1}\n')
     assert main([str(bad)]) == 2
