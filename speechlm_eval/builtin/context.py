@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
@@ -155,6 +156,27 @@ class BuildContext:
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, p)
         return p
+
+    def write_csv(self, rel: str, rows: Sequence[dict[str, Any]]) -> Path:
+        """Rows (columns in the first row's key order) as a CSV with ``\\n`` line ends."""
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        return self.write_text(rel, buf.getvalue())
+
+    def write_planned(self, todo: Sequence[tuple[str, int, Utterance]]) -> None:
+        """Synthesise ``(rel, planned samples, utterance)`` and write each file.
+
+        For subsets whose duration balance was computed on exact lengths before synthesis:
+        a file of any other length would silently break that balance, so it is an error.
+        """
+        self.status("synthesising")
+        for (rel, n, _), audio in zip(todo, self.synthesize(u for *_, u in todo), strict=True):
+            if audio.size != n:
+                raise AssertionError(f"{rel}: {audio.size} samples, planned {n}")
+            self.write_wav(rel, audio)
+            self.tick()
 
     def memo(self, name: str, make: Callable[[], Any]) -> Any:
         """``make()`` (JSON-able), kept in the staging folder so that a resumed build reuses it.

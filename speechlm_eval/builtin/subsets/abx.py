@@ -8,9 +8,6 @@ both ABX conditions (within and across speaker, within context) can be computed.
 
 from __future__ import annotations
 
-import csv
-import io
-
 import numpy as np
 import soundfile as sf
 
@@ -180,11 +177,7 @@ class ABX(Subset):
                         }
                     )
         ctx.write_text(ITEM, "\n".join(items) + "\n")
-        buf = io.StringIO()
-        wr = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-        wr.writeheader()
-        wr.writerows(rows)
-        ctx.write_text(f"{OUT}/tokens.csv", buf.getvalue())
+        ctx.write_csv(f"{OUT}/tokens.csv", rows)
         n_cvc, n_vcv = CONTEXTS[ctx.size]
         counts = {
             "words": len(words),

@@ -15,8 +15,6 @@ those that keep the length-only rule at chance within the band and overall
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,17 +161,8 @@ class Lexical(Subset):
                         "word": p["word"] if correct else "",
                         "phones": " ".join(ph), "length": len(ph), "correct": correct,
                     })  # fmt: skip
-        ctx.status("synthesising")
-        for (rel, n, _), audio in zip(todo, ctx.synthesize(u for *_, u in todo), strict=True):
-            if audio.size != n:  # the balance was computed on these exact lengths
-                raise AssertionError(f"{rel}: {audio.size} samples, planned {n}")
-            ctx.write_wav(rel, audio)
-            ctx.tick()
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
-        ctx.write_text(f"{OUT}/gold.csv", buf.getvalue())
+        ctx.write_planned(todo)
+        ctx.write_csv(f"{OUT}/gold.csv", rows)
         balance = {
             label: summary([p["length_rule"] for p in pairs if p["band"] == label],
                            [p["mismatch"] for p in pairs if p["band"] == label])

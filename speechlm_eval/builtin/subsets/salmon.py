@@ -10,8 +10,6 @@ procedurally from the build seed; speech comes from the built-in voices.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable
 
 import numpy as np
@@ -510,11 +508,7 @@ class Salmon(Subset):
                 ctx.tick(2)
                 used.update(vs)
                 rows.append({"sample": i, "text": SENTENCES[s], **row})
-            buf = io.StringIO()
-            w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-            w.writeheader()
-            w.writerows(rows)
-            ctx.write_text(f"{out}/meta.csv", buf.getvalue())
+            ctx.write_csv(f"{out}/meta.csv", rows)
             same, diff = _pair_lines(ctx.voices, True), _pair_lines(ctx.voices, False)
             ctx.write_text(
                 f"{out}/README.md",

@@ -21,8 +21,6 @@ taking the pair keeps the length-only rule at chance within the type and overall
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -654,17 +652,8 @@ class Syntactic(Subset):
                         "filename": name, "id": pair_id, "voice": v, "type": pair["type"],
                         "subtype": pair["subtype"], "transcription": text, "correct": correct,
                     })  # fmt: skip
-        ctx.status("synthesising")
-        for (rel, n, _), audio in zip(todo, ctx.synthesize(u for *_, u in todo), strict=True):
-            if audio.size != n:  # the balance was computed on these exact lengths
-                raise AssertionError(f"{rel}: {audio.size} samples, planned {n}")
-            ctx.write_wav(rel, audio)
-            ctx.tick()
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
-        ctx.write_text(f"{OUT}/gold.csv", buf.getvalue())
+        ctx.write_planned(todo)
+        ctx.write_csv(f"{OUT}/gold.csv", rows)
         per_type = {t: sum(p["type"] == t for p in pairs) for t in TYPES}
         per_subtype: dict[str, int] = {}
         for p in pairs:
