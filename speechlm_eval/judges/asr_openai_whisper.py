@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import ConfigError
-from .base import ASRJudge, OptionSpec, package_version, path_sha256, positive
+from .base import ASRJudge, OptionSpec, package_version, path_sha256, whisper_decoding
 
 INSTALL = "install it with: pip install openai-whisper (or the judges extra)"
 
@@ -63,8 +63,6 @@ class OpenAIWhisperJudge(ASRJudge):
     @classmethod
     def resolve_options(cls, name: str, options: Any) -> dict[str, Any]:
         opts = super().resolve_options(name, options)
-        positive(name, "beam_size", opts["beam_size"])
-        positive(name, "batch_size", opts["batch_size"])
         model = opts["model"]
         if not model:
             raise ConfigError(
@@ -186,11 +184,7 @@ class OpenAIWhisperJudge(ASRJudge):
         o = self.options
         d = self.model.dims
         return {
-            "judge": self.name,
-            "kind": self.kind,
-            "class": f"{type(self).__module__}.{type(self).__qualname__}",
-            "package": "openai-whisper",
-            "version": package_version("openai-whisper"),
+            **self._identity_head("openai-whisper"),
             "runtime": {"torch": package_version("torch")},
             "model": {
                 "name": o["official_name"] or self.path.stem,
@@ -201,13 +195,7 @@ class OpenAIWhisperJudge(ASRJudge):
             },
             "compute_type": "float16" if self._fp16 else "float32",
             "decoding": {
-                "beam_size": o["beam_size"],
-                "temperature": 0.0,
-                "temperature_fallback": False,
-                "language": o["language"],
-                "task": "transcribe",
-                "without_timestamps": True,
-                "condition_on_previous_text": False,
+                **whisper_decoding(o["beam_size"], o["language"]),
                 "suppress_tokens": "-1",
                 "features": "log-mel of the utterance + 30 s of silence, first 3000 frames",
                 "long_form": "model.transcribe (sequential 30 s windows) above 30 s",

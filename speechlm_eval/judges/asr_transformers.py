@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..hashing import saved_model_identity, sha256_file
-from .base import ASRJudge, OptionSpec, package_version, positive
+from .base import ASRJudge, OptionSpec, package_version
 
 WHISPER_WINDOW_SECONDS = 30
 _PROCESSOR_SUFFIXES = (".json", ".txt", ".model", ".tiktoken")
@@ -58,8 +58,6 @@ class TransformersASRJudge(ASRJudge):
     @classmethod
     def resolve_options(cls, name: str, options: Any) -> dict[str, Any]:
         opts = super().resolve_options(name, options)
-        positive(name, "beam_size", opts["beam_size"])
-        positive(name, "batch_size", opts["batch_size"])
         if opts["dtype"] not in _DTYPES:
             raise ConfigError(
                 f"judge {name!r}: option 'dtype' must be one of {', '.join(_DTYPES)}, "
@@ -199,11 +197,7 @@ class TransformersASRJudge(ASRJudge):
                 decoding["language"] = self.options["language"] if self._multilingual else "en"
                 decoding["long_form"] = "sequential 30 s windows with timestamps above 30 s"
         return {
-            "judge": self.name,
-            "kind": self.kind,
-            "class": f"{type(self).__module__}.{type(self).__qualname__}",
-            "package": "transformers",
-            "version": package_version("transformers"),
+            **self._identity_head("transformers"),
             "runtime": {"torch": package_version("torch")},
             "model": {
                 "name": self.path.name,

@@ -102,6 +102,20 @@ def positive(judge: str, key: str, value: int) -> int:
     return value
 
 
+def whisper_decoding(beam_size: int, language: str) -> dict[str, Any]:
+    """Decoding settings shared by the Whisper judges (temperature 0, no fallback, no
+    timestamps, no conditioning on previous text); each judge adds its own details."""
+    return {
+        "beam_size": beam_size,
+        "temperature": 0.0,
+        "temperature_fallback": False,
+        "language": language,
+        "task": "transcribe",
+        "without_timestamps": True,
+        "condition_on_previous_text": False,
+    }
+
+
 # --- the judge types -------------------------------------------------------------------------
 
 
@@ -110,6 +124,8 @@ class Judge:
 
     kind: ClassVar[str] = ""
     OPTIONS: ClassVar[OptionSpec] = {}
+    # Integer options that must be >= 1 wherever a judge declares them.
+    POSITIVE_OPTIONS: ClassVar[frozenset[str]] = frozenset({"batch_size", "beam_size"})
 
     def __init__(self, name: str = "", **options: Any) -> None:
         self.name = name or type(self).__name__
@@ -118,7 +134,21 @@ class Judge:
     @classmethod
     def resolve_options(cls, name: str, options: Mapping[str, Any]) -> dict[str, Any]:
         """Options with defaults filled in (cheap, no model loaded); the load cache key."""
-        return parse_options(name, cls.OPTIONS, options)
+        opts = parse_options(name, cls.OPTIONS, options)
+        for key in sorted(cls.POSITIVE_OPTIONS & opts.keys()):
+            if opts[key] is not None:
+                positive(name, key, opts[key])
+        return opts
+
+    def _identity_head(self, package: str) -> dict[str, Any]:
+        """The fields every judge identity starts with: name, kind, class, package, version."""
+        return {
+            "judge": self.name,
+            "kind": self.kind,
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "package": package,
+            "version": package_version(package),
+        }
 
     def identity(self) -> dict[str, Any]:
         """What makes two judges give the same outputs: package and version, model and its
