@@ -8,7 +8,7 @@ from typing import Any
 from .. import registry
 from ..cache import BlobStore, ResultCache
 from ..config import TaskConfig
-from ..execute import BatchSizer, ExecStats
+from ..execute import BatchSizer, Capability, ExecStats, run_requests
 from ..model import SpeechLM
 from ..scorers.base import ScoreReport
 
@@ -35,6 +35,20 @@ class TaskContext:
     def scorer(self) -> Any:
         """The task's registered scorer, built from its YAML options."""
         return registry.get("scorers", self.cfg.scoring.scorer)(dict(self.cfg.scoring.options))
+
+    def run(self, capability: Capability) -> dict[str, Any]:
+        """The model on every file of the dataset through the cached executor: ``stem -> value``."""
+        return run_requests(
+            self.model,
+            self.model_key,
+            self.dataset.files,
+            capability,
+            expected_rate=self.cfg.dataset.sample_rate,
+            cache=self.cache,
+            sizer=self.sizer,
+            desc=self.name,
+            stats=self.stats,
+        )
 
 
 @dataclass

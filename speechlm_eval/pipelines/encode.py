@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from ..execute import encode_capability, run_requests
+from ..execute import encode_capability
 from .base import TaskContext, TaskOutcome, metric_entries
 
 
 def run_encode(ctx: TaskContext) -> TaskOutcome:
     ds = ctx.dataset
-    feats = run_requests(
-        ctx.model,
-        ctx.model_key,
-        ds.files,
-        encode_capability(ctx.model, ctx.blobs),
-        expected_rate=ctx.cfg.dataset.sample_rate,
-        cache=ctx.cache,
-        sizer=ctx.sizer,
-        desc=ctx.name,
-        stats=ctx.stats,
-    )
+    feats = ctx.run(encode_capability(ctx.model, ctx.blobs))
     report = ctx.scorer().score(ds, feats)
     entry, hib = metric_entries(report, "none")
     info = dict(getattr(report, "info", None) or {})  # e.g. ABX: items used/skipped, cells

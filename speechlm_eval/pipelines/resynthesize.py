@@ -5,7 +5,7 @@ degradation due to the model is visible in one run."""
 from __future__ import annotations
 
 from ..audio import load_audio
-from ..execute import resynthesize_capability, run_requests
+from ..execute import resynthesize_capability
 from .base import TaskContext, TaskOutcome, metric_entries
 
 
@@ -13,17 +13,7 @@ def run_resynthesize(ctx: TaskContext) -> TaskOutcome:
     from ..judges import load_judge, transcribe_cached  # judges import heavy packages lazily
 
     ds = ctx.dataset
-    outs = run_requests(
-        ctx.model,
-        ctx.model_key,
-        ds.files,
-        resynthesize_capability(ctx.model, ctx.blobs),
-        expected_rate=ctx.cfg.dataset.sample_rate,
-        cache=ctx.cache,
-        sizer=ctx.sizer,
-        desc=ctx.name,
-        stats=ctx.stats,
-    )
+    outs = ctx.run(resynthesize_capability(ctx.model, ctx.blobs))
     scorer = ctx.scorer()
     judge = load_judge(str(scorer.options["judge"]), **dict(scorer.options["judge_args"]))
     ids = sorted(ds.files)
