@@ -199,43 +199,23 @@ def test_cells_groups_and_caps():
     for c in across:
         assert set(spk[list(c.x)]) == {c.speaker_x} != {c.speaker}
         assert set(ph[list(c.x)]) == {c.phone_a} and len(c.a) == 8  # contexts pooled
-    capped = list(
-        iter_cells(
-            ctx,
-            ph,
-            spk,
-            speaker_mode="across",
-            context_mode="any",
-            max_size_group=3,
-            max_x_across=1,
-            seed=1,
+
+    def capped_cells(seed: int) -> list:
+        return list(
+            iter_cells(
+                ctx,
+                ph,
+                spk,
+                speaker_mode="across",
+                context_mode="any",
+                max_size_group=3,
+                max_x_across=1,
+                seed=seed,
+            )
         )
-    )
+
+    capped, again, other = capped_cells(1), capped_cells(1), capped_cells(2)
     assert all(len(c.a) == len(c.b) == len(c.x) == 3 for c in capped)
-    again = list(
-        iter_cells(
-            ctx,
-            ph,
-            spk,
-            speaker_mode="across",
-            context_mode="any",
-            max_size_group=3,
-            max_x_across=1,
-            seed=1,
-        )
-    )
-    other = list(
-        iter_cells(
-            ctx,
-            ph,
-            spk,
-            speaker_mode="across",
-            context_mode="any",
-            max_size_group=3,
-            max_x_across=1,
-            seed=2,
-        )
-    )
     assert capped == again and capped != other
     order = group_order(ctx, ph, spk, "any")
     assert (np.diff(spk[order] * 2 + ph[order]) >= 0).all()
