@@ -144,7 +144,7 @@ class FasterWhisperJudge(ASRJudge):
 
         fe = self.model.feature_extractor
         # As BatchedInferencePipeline prepares each chunk: log-mel of the chunk without its
-        # last frame, zero-padded to the 3000 frames (30 s) of the encoder.
+        # last frame, then (default) zero-padded to the 3000 frames (30 s) of the encoder.
         feats = [fe(s)[..., :-1] for s in samples]
         pad = self.options["pad_seconds"]
         if pad is None:
