@@ -10,6 +10,13 @@ Sentences are kept when every word is in CMUdict (this drops the Russian names a
 spelling a TTS front end would have to guess) and they have 4-24 words. A sWUGGY
 non-word is by construction not the pronunciation of any CMUdict word, so no non-word is
 ever spoken in training.
+
+The corpus is pinned: the candidates minus ``EXCLUDED``, a fixed list. The overlap check
+(``overlap_check``) no longer selects sentences, it verifies the pinned corpus against the
+built-in suite as it is today, and training stops if any training sentence overlaps. So an
+edit to the test suite's code can never silently change what the model is trained on: it
+either leaves the corpus disjoint or makes the rebuild fail, and then the sentence is added
+to ``EXCLUDED`` on purpose (which changes the checkpoint, to be rebuilt and shipped).
 """
 
 from __future__ import annotations
@@ -29,6 +36,19 @@ SOURCE_VERSION = "2.0.0"
 SOURCE_SHA256 = "154e4f599bfa3ea43e0211279ed4558bf04aaf70905801e7f9520baa645ff6f5"
 MIN_WORDS, MAX_WORDS = 4, 24
 NGRAM = 6  # n-gram length reported as shared with test text (informational)
+
+# The candidates the overlap check removed when the corpus was pinned (2026-11-26, built-in
+# suite generator v2, seed 0): "equal"/"contains"/"template" as defined in overlap_check. The
+# shipped checkpoint reads sentences up to about index 3,000 of the shuffled candidates; the
+# last one here (index 3,829) lies beyond that, so it changed nothing that was read.
+EXCLUDED: tuple[str, ...] = (
+    "There was a man at his brother.",
+    "There was one of them?",
+    "You'd gone away, then I remembered my brother Dmitri before that Grigory entered the "
+    "room without saying a word, a glance, or a brother?",
+    "Every day, every day!",
+    "No, that is all.",
+)
 
 _WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
 _SPLIT = re.compile(r"(?<=[.!?])\s+")
@@ -128,6 +148,17 @@ def load_corpus(seed: int) -> tuple[list[str], dict[str, Any]]:
     return sents, info
 
 
+def training_sentences(seed: int) -> tuple[list[str], dict[str, Any]]:
+    """The pinned training corpus: the shuffled candidates minus ``EXCLUDED``, in order."""
+    cands, info = load_corpus(seed)
+    missing = [x for x in EXCLUDED if x not in set(cands)]
+    if missing:  # the source is pinned by hash, so only an edit here can cause this
+        raise RuntimeError(f"corpus.EXCLUDED names sentences that are not candidates: {missing}")
+    excluded = set(EXCLUDED)
+    info = {**info, "excluded_pinned": len(EXCLUDED)}
+    return [x for x in cands if x not in excluded], info
+
+
 # --- overlap with the built-in test suite ------------------------------------------------------
 
 
@@ -203,16 +234,18 @@ def _template_regexes(templates: list[str], fillers: set[str]) -> list[re.Patter
     return out
 
 
-def overlap_check(sents: list[str], data_dirs: Iterable[Path] = ()) -> tuple[list[str], dict]:
-    """Drop every training sentence that is, contains, or could be generated as a test sentence.
+def overlap_check(
+    sents: list[str], data_dirs: Iterable[Path] = ()
+) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """Find every training sentence that is, contains, or could be generated as a test sentence.
 
     Test material: every string literal of every module in ``speechlm_eval/builtin/subsets``
     (sentences, slot fillers, ``{slot}`` templates and f-strings) and, for each built suite
-    in ``data_dirs``, its CSV/JSON/transcript text. A training sentence is removed when its
-    normalised form equals a test string of >= 3 words, contains a test string of >= 4
-    words, or is one of the module's templates filled with the module's own strings.
-    Returns the kept sentences and a report (what was scanned, what was removed, and how
-    many kept sentences still share a 6-gram with test text).
+    in ``data_dirs``, its CSV/JSON/transcript text. A training sentence overlaps when its
+    normalised form equals a test string of >= 3 words ("equal"), contains a test string of
+    >= 4 words ("contains"), or is one of the module's templates filled with the module's own
+    strings ("template"). Returns the overlapping sentences by kind and a report (what was
+    scanned, how many overlap, and how many others still share a 6-gram with test text).
     """
     strings: list[str] = []
     scanned: dict[str, str] = {}
@@ -247,34 +280,33 @@ def overlap_check(sents: list[str], data_dirs: Iterable[Path] = ()) -> tuple[lis
         if len(n.split()) >= 4:
             contained.add(n)
 
-    kept: list[str] = []
-    removed: dict[str, list[str]] = {"equal": [], "contains": [], "template": []}
+    clean_count = 0
+    found: dict[str, list[str]] = {"equal": [], "contains": [], "template": []}
     shared = 0
     for s in sents:
         n = normalise(s)
         padded = f" {n} "
         if n in exact:
-            removed["equal"].append(s)
+            found["equal"].append(s)
         elif any(f" {c} " in padded for c in contained):
-            removed["contains"].append(s)
+            found["contains"].append(s)
         elif any(rx.fullmatch(n.replace(" ", "")) for rx in templates):
-            removed["template"].append(s)
+            found["template"].append(s)
         else:
             ws = n.split()
             if any(g in ngrams for g in zip(*(ws[i:] for i in range(NGRAM)), strict=False)):
                 shared += 1
-            kept.append(s)
+            clean_count += 1
     report = {
         "scanned": scanned,
         "test_strings": len(strings),
         "test_strings_ge3_words": len(exact),
         "templates": len(templates),
-        "removed": {k: len(v) for k, v in removed.items()},
-        "removed_examples": {k: v[:5] for k, v in removed.items()},
-        f"kept_sharing_a_{NGRAM}gram_with_test_text": shared,
-        "kept": len(kept),
+        "overlapping": {k: len(v) for k, v in found.items()},
+        f"others_sharing_a_{NGRAM}gram_with_test_text": shared,
+        "disjoint": clean_count,
     }
-    return kept, report
+    return found, report
 
 
 def nonword_check(train_words: set[str], data_dirs: Iterable[Path]) -> dict[str, Any]:

@@ -5,8 +5,9 @@
 Stages (each cached in ``--work`` under a digest of everything that determines it, so an
 interrupted or repeated run reuses finished stages; ``--fresh`` starts from nothing):
 
-1. corpus   sentences from ``markov-draftjs`` (pinned file), overlap check against the
-            built-in test suite (offending sentences are dropped; report kept)
+1. corpus   sentences from ``markov-draftjs`` (pinned file) minus a pinned exclusion list,
+            checked against the built-in test suite as it is today: any overlap stops
+            the build (``corpus.py`` says why the check verifies instead of selecting)
 2. tts      each voice of ``speechlm_eval.builtin.voices.all_voices()`` reads its own
             sentences (sentence i goes to voice i mod 3) until its minutes are reached;
             written as 16-bit WAV, as the built-in suite writes its test audio
@@ -140,9 +141,16 @@ class Log:
 
 
 def stage_corpus(seed: int, data_dirs: list[Path]) -> tuple[list[str], dict[str, Any]]:
-    sents, info = corpus_mod.load_corpus(seed)
-    kept, overlap = corpus_mod.overlap_check(sents, data_dirs)
-    return kept, {"source": info, "overlap": overlap}
+    sents, info = corpus_mod.training_sentences(seed)
+    found, overlap = corpus_mod.overlap_check(sents, data_dirs)
+    hits = {k: v for k, v in found.items() if v}
+    if hits:
+        raise SystemExit(
+            f"training sentences overlap the built-in test suite: {hits}. Add them to "
+            "EXCLUDED in reference_models/gslm_mini/corpus.py (this changes the checkpoint: "
+            "rebuild it and ship the result)"
+        )
+    return sents, {"source": info, "overlap": overlap}
 
 
 def stage_tts(work: Path, sents: list[str], budget: Budget) -> dict[str, list[dict[str, Any]]]:
@@ -186,13 +194,11 @@ def stage_tts_extra(
     sents: list[str],
     budget: Budget,
     utts: dict[str, list[dict[str, Any]]],
-    allowed: set[str],
 ) -> list[dict[str, Any]]:
     """More utterances of the vocoder voice, for the vocoder only: its next sentences.
 
     The voice's share of the corpus (sentence i goes to voice i mod 3) continues where
     ``stage_tts`` stopped, so no sentence is read twice; files continue its numbering.
-    Sentences not in ``allowed`` (today's overlap check) are skipped.
     """
     import soundfile as sf
 
@@ -213,8 +219,6 @@ def stage_tts_extra(
     for k in range(start, len(share)):
         if seconds >= target:
             break
-        if share[k] not in allowed:
-            continue
         wav = folder / f"{k:05d}.wav"
         if not wav.is_file():
             x = np.clip(voices[voice].text(share[k]), -1.0, 1.0)
@@ -602,7 +606,6 @@ def _vocoder_speech(
     enc: WhisperEncoder,
     norm: PositionNorm,
     log: Log,
-    allowed: set[str],
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], np.ndarray, np.ndarray]:
     """(all vocoder utterances, the extra ones, their normalised frames, lengths).
 
@@ -612,7 +615,7 @@ def _vocoder_speech(
     if voice not in utts:
         raise SystemExit(f"vocoder voice {voice!r} read no training speech")
     t = time.perf_counter()
-    extra = stage_tts_extra(work, sents, budget, utts, allowed)
+    extra = stage_tts_extra(work, sents, budget, utts)
     parts = [normalised({voice: feats[voice]}, norm)[voice]]
     if extra:
         raw = stage_encode(work, {voice: extra}, enc, tag="-vocoder-extra")
@@ -621,21 +624,6 @@ def _vocoder_speech(
     lengths = np.concatenate([n for _, n in parts])
     log.stage("tts_vocoder", time.perf_counter() - t, extra_utterances=len(extra))
     return utts[voice] + extra, extra, frames, lengths
-
-
-def _checkpoint_sentences(out: Path, seed: int) -> list[str]:
-    """The corpus a checkpoint was trained on: the candidates minus the sentences its own
-    overlap check removed (listed in full in its ``training_report.json``)."""
-    path = out / "training_report.json"
-    if not path.is_file():
-        raise SystemExit(f"--stage vocoder needs {path} (from the run that built the checkpoint)")
-    overlap = json.loads(path.read_text(encoding="utf-8"))["corpus"]["overlap"]
-    removed = overlap["removed_examples"]
-    if any(len(removed[k]) != n for k, n in overlap["removed"].items()):
-        raise SystemExit(f"{path} does not list every removed sentence: rebuild everything")
-    drop = {x for v in removed.values() for x in v}
-    cands, _ = corpus_mod.load_corpus(seed)
-    return [x for x in cands if x not in drop]
 
 
 def _vocoder_only(
@@ -648,7 +636,6 @@ def _vocoder_only(
     enc: WhisperEncoder,
     log: Log,
     t_all: float,
-    allowed: set[str],
 ) -> int:
     """``--stage vocoder``: train the vocoder against the existing checkpoint's units."""
     out: Path = args.out
@@ -669,7 +656,7 @@ def _vocoder_only(
     if text.is_file() and text.read_text(encoding="utf-8").splitlines() != read:
         raise SystemExit(f"the LM's speech of this run differs from {text}: cannot add a vocoder")
     items, extra, frames, lengths = _vocoder_speech(
-        work, sents, budget, utts, feats, enc, norm, log, allowed
+        work, sents, budget, utts, feats, enc, norm, log
     )
     voc, info = run_vocoder(work, items, frames, lengths, centroids, budget, args, log)
     tmp = out / ".vocoder.tmp"
@@ -732,14 +719,11 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     sents, corpus_info = stage_corpus(args.seed, args.check_data)
     log.stage(
-        "corpus", time.perf_counter() - t, kept=len(sents), **corpus_info["overlap"]["removed"]
+        "corpus",
+        time.perf_counter() - t,
+        sentences=len(sents),
+        **corpus_info["overlap"]["overlapping"],
     )
-    # Sentences the vocoder may read beyond the LM's: kept by today's overlap check.
-    allowed = set(sents)
-    if args.stage == "vocoder":
-        # The LM's speech must be the checkpoint's: its corpus, not today's (the overlap
-        # check depends on the test suite's current code, which may have changed since).
-        sents = _checkpoint_sentences(args.out, args.seed)
 
     # TTS and encoding depend on the sentences and the voices; the cache key says so.
     tts_key = digest({"sents": sents, "minutes": budget.minutes, "seed": args.seed})[:16]
@@ -760,7 +744,7 @@ def main(argv: list[str] | None = None) -> int:
     log.stage("encode", el, frames={k: len(f) for k, (f, _) in feats.items()})
 
     if args.stage == "vocoder":
-        return _vocoder_only(args, budget, tts_work, sents, utts, feats, enc, log, t_all, allowed)
+        return _vocoder_only(args, budget, tts_work, sents, utts, feats, enc, log, t_all)
 
     t = time.perf_counter()
     pos_mean, pm_info = stage_posmean(tts_work, utts, feats, enc, budget.long_clips_per_voice)
@@ -790,7 +774,7 @@ def main(argv: list[str] | None = None) -> int:
     norm = PositionNorm(pos_mean)
     raw = {budget.vocoder_voice: raw_feats[budget.vocoder_voice]}
     items, extra, v_frames, v_lengths = _vocoder_speech(
-        tts_work, sents, budget, utts, raw, enc, norm, log, allowed
+        tts_work, sents, budget, utts, raw, enc, norm, log
     )
     voc, voc_info = run_vocoder(tts_work, items, v_frames, v_lengths, centroids, budget, args, log)
 
