@@ -312,16 +312,17 @@ def read_training_text(path: Path | None = None) -> tuple[list[str], str]:
 def rebuild(data_dirs: Sequence[Path] = ()) -> dict[str, Any]:
     """Write ``lm_data/train.txt`` and ``ngram.json`` from the packaged corpus.
 
-    The corpus is gslm-mini's (``markov-draftjs`` 2.0.0, Markov-chain text from Project
-    Gutenberg's *The Brothers Karamazov*), with gslm-mini's filter and its overlap check
-    against every string of the built-in suite's generators (and any built suites in
-    ``data_dirs``). Sentences are written normalised, sorted, so the file is canonical.
+    The corpus is gslm-mini's pinned one (``markov-draftjs`` 2.0.0, Markov-chain text from
+    Project Gutenberg's *The Brothers Karamazov*, minus ``corpus.EXCLUDED``), verified by its
+    overlap check against every string of the built-in suite's generators (and any built
+    suites in ``data_dirs``): an overlap stops the rebuild. Sentences are written
+    normalised, sorted, so the file is canonical.
     """
     from reference_models.gslm_mini import corpus
 
-    sents, info = corpus.load_corpus(seed=0)
-    kept, overlap = corpus.overlap_check(sents, data_dirs)
-    lines = sorted({normalise(s) for s in kept} - {""})
+    sents, checked = corpus.checked_training_sentences(0, data_dirs)
+    info, overlap = checked["source"], checked["overlap"]
+    lines = sorted({normalise(s) for s in sents} - {""})
     text = "".join(f"{ln}\n" for ln in lines).encode("utf-8")
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     TRAIN_TEXT.write_bytes(text)
@@ -348,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("nothing to do (pass --rebuild)")
     m = rebuild([Path(d) for d in a.check_data])
     print(json.dumps({k: m[k] for k in ("train_sha256", "sentences", "characters")}))
-    print(json.dumps(m["overlap"]["removed"]))
+    print(json.dumps(m["overlap"]["overlapping"]))
     return 0
 
 

