@@ -5,15 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
 from . import __version__, distributed, registry
-from .compare import Tolerances, compare, failed, format_table
 from .dataset import data_roots
 from .errors import ConfigError, SlmEvalError
-from .results import atomic_write_text, dumps, load_results, timestamp
+from .results import atomic_write_text, dumps, timestamp
 from .runner import RunOptions, evaluate
 from .tasks import load_index
 
@@ -35,20 +33,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"slm-eval: error: {message}\n")
-
-
-def _non_negative(name: str) -> Callable[[str], float]:
-    def parse(v: str) -> float:
-        try:
-            x = float(v)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number >= 0, got {v!r}") from None
-        if not x >= 0:
-            raise argparse.ArgumentTypeError(f"expected a number >= 0, got {v!r}")
-        return x
-
-    parse.__name__ = name
-    return parse
 
 
 def _positive(v: str) -> float:
@@ -135,19 +119,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--output_path", "-o", default=None, help="write the results JSON here")
     s.add_argument("--include_path", action="append", default=[])
 
+    from .compare import add_arguments as compare_arguments
+
     c = sub.add_parser("compare", help="regression gate: fail when NEW is worse than BASE")
-    c.add_argument("base")
-    c.add_argument("new")
-    c.add_argument(
-        "--tolerance",
-        type=_non_negative("tolerance"),
-        default=None,
-        help="absolute tolerance (default 0.01)",
-    )
-    c.add_argument(
-        "--k", type=_non_negative("k"), default=None, help="stderr multiplier (default 2)"
-    )
-    c.add_argument("--tolerance_file", default=None, help="YAML: default, k, tasks: {name: tol}")
+    compare_arguments(c)
 
     from .leaderboard import add_arguments as leaderboard_arguments
 
@@ -262,16 +237,9 @@ def _cmd_data(a: argparse.Namespace) -> int:
 
 
 def _cmd_compare(a: argparse.Namespace) -> int:
-    tol = (
-        Tolerances.from_file(a.tolerance_file, a.tolerance, a.k)
-        if a.tolerance_file
-        else Tolerances(
-            default=0.01 if a.tolerance is None else a.tolerance, k=2.0 if a.k is None else a.k
-        )
-    )
-    rows = compare(load_results(a.base), load_results(a.new), tol, names=(a.base, a.new))
-    print(format_table(rows))
-    return 1 if failed(rows) else 0
+    from .compare import run_cli
+
+    return run_cli(a)  # 0, or 1 when a metric regressed
 
 
 def _cmd_leaderboard(a: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ in BASE but missing from NEW fails too (a silently dropped task is a regression)
 
 from __future__ import annotations
 
+import argparse
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 from .config import read_yaml
 from .errors import ConfigError, DataError
+from .results import load_results
 
 
 @dataclass
@@ -159,3 +161,47 @@ def format_table(rows: list[Row]) -> str:
     n_fail = sum(r.status in ("FAIL", "missing") for r in rows)
     lines.append(f"{len(rows)} metrics compared, {n_fail} failed")
     return "\n".join(lines)
+
+
+def _non_negative(name: str) -> Any:
+    def parse(v: str) -> float:
+        try:
+            x = float(v)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number >= 0, got {v!r}") from None
+        if not x >= 0:
+            raise argparse.ArgumentTypeError(f"expected a number >= 0, got {v!r}")
+        return x
+
+    parse.__name__ = name
+    return parse
+
+
+def add_arguments(c: argparse.ArgumentParser) -> None:
+    """The flags of ``slm-eval compare``."""
+    c.add_argument("base")
+    c.add_argument("new")
+    c.add_argument(
+        "--tolerance",
+        type=_non_negative("tolerance"),
+        default=None,
+        help="absolute tolerance (default 0.01)",
+    )
+    c.add_argument(
+        "--k", type=_non_negative("k"), default=None, help="stderr multiplier (default 2)"
+    )
+    c.add_argument("--tolerance_file", default=None, help="YAML: default, k, tasks: {name: tol}")
+
+
+def run_cli(a: argparse.Namespace) -> int:
+    """``slm-eval compare``: print the table; 1 when anything failed, else 0."""
+    tol = (
+        Tolerances.from_file(a.tolerance_file, a.tolerance, a.k)
+        if a.tolerance_file
+        else Tolerances(
+            default=0.01 if a.tolerance is None else a.tolerance, k=2.0 if a.k is None else a.k
+        )
+    )
+    rows = compare(load_results(a.base), load_results(a.new), tol, names=(a.base, a.new))
+    print(format_table(rows))
+    return 1 if failed(rows) else 0
