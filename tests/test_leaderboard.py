@@ -27,7 +27,8 @@ from speechlm_eval.leaderboard.plots import fingerprint_of
 from speechlm_eval.leaderboard.render import read_csv
 
 REPO = Path(__file__).resolve().parents[1]
-REPORTED = REPO / "leaderboard" / "reported.yaml"
+# The one copy of the literature's numbers: package data, read by default.
+REPORTED = REPO / "speechlm_eval" / "leaderboard" / "reported.yaml"
 
 
 # --- fixtures: results files written by hand ------------------------------------------------
@@ -165,8 +166,69 @@ def test_markdown_cells_hand_computed(tmp_path):
     assert by_model["beta"][sw] == "skipped (no data)"
     assert by_model["gamma"][ts] == "skipped (model lacks loglikelihood)"
     assert "/x/y" not in md
-    # Column headers name the metric and scoring and direction.
-    assert head[ts].endswith("acc [mean] ↑") and head[sw].endswith("acc [sum] ↑")
+    # Column headers name the metric, its unit, the scoring and the direction.
+    assert head[ts].endswith("acc (%) [mean] ↑") and head[sw].endswith("acc (%) [sum] ↑")
+
+
+def test_error_rates_are_in_percent_as_the_caption_and_headers_say(tmp_path):
+    """Results files record proportions (WER 0.848); the tables, whose caption and headers say
+    %, show 84.8 — for WER, CER and ABX as for accuracies — while the CSV keeps 0.848."""
+    wer = {"wer,none": 0.848, "wer_stderr,none": 0.051, "cer,none": 0.576}
+    wer |= {"wer_delta,none": 0.25, "wer_delta_stderr,none": 0.0125}
+    abx = {"abx_within,none": 0.0823, "abx_within_stderr,none": 0.004}
+    gen = {"genppl,none": 93.74}
+    f = ours(
+        tmp_path / "r.json",
+        "m",
+        {"resynth_wer": wer, "abx_within": abx, "genppl": gen},
+        primary={"resynth_wer": "wer,none", "abx_within": "abx_within,none", "genppl": "genppl"},
+        hib={"resynth_wer": {"wer": False, "cer": False, "wer_delta": False}},
+    )
+    out = generate([str(f)], tmp_path / "lb", reported=False, plots=False)
+    md = out["leaderboard.md"]
+    assert "a metric marked (%) is in percent" in md and "WER, CER" in md
+    head, rows = md_table(md, "resynth_wer")
+    i = col_index(head, "resynth_wer", "built-in (small)")
+    assert head[i].endswith("wer (%) ↓")
+    assert rows[0][i] == "84.8 ± 5.1"
+    head, rows = md_table(md, "abx_within")
+    i = col_index(head, "abx_within", "built-in (small)")
+    assert head[i].endswith("abx_within (%) ↓") and rows[0][i] == "8.2 ± 0.4"
+    # Not a proportion: its own unit, no (%).
+    head, rows = md_table(md, "genppl")
+    i = col_index(head, "genppl", "built-in (small)")
+    assert head[i].endswith("genppl ↓") and rows[0][i] == "93.74"
+    # The HTML page says the same; its "every metric" details mark each metric's unit.
+    page = out["leaderboard.html"]
+    assert '<span class="metric">wer (%) ↓</span>' in page
+    assert "<td>wer_delta (%)</td><td>none</td>" in page and ">25.0</td>" in page
+    assert "<td>cer (%)</td><td>none</td>" in page and ">57.6</td>" in page
+    # The CSV is for programs: the results files' proportions, exactly, and it says so.
+    df = read_csv_text(out["leaderboard.csv"], tmp_path)
+    assert df[df["metric"] == "wer"]["value"].tolist() == [0.848]
+    assert df[df["metric"] == "abx_within"]["value"].tolist() == [0.0823]
+    assert "proportions (0.848) where the tables show % (84.8)" in md
+
+
+def test_reported_error_rates_in_percent_are_converted_like_accuracies(tmp_path):
+    """A source printing WER 12.5 (scale: percent) means 0.125: same column, same unit."""
+    rep = tmp_path / "rep.yaml"
+    rep.write_text(
+        "tasks: {resynth_wer: {metric: wer, higher_is_better: false}}\n"
+        "sources: {s: {title: t, section: 'Table 2', scale: percent}}\n"
+        "entries: [{model: P, source: s, scores: {resynth_wer: 12.5}}]\n"
+    )
+    f = ours(
+        tmp_path / "r.json",
+        "m",
+        {"resynth_wer": {"wer,none": 0.848, "wer_stderr,none": 0.051}},
+        source="official",
+        primary={"resynth_wer": "wer,none"},
+    )
+    md = generate([str(f)], tmp_path / "lb", reported=rep, plots=False)["leaderboard.md"]
+    head, rows = md_table(md, "resynth_wer")
+    i = col_index(head, "resynth_wer", "official")
+    assert {r[0]: r[i] for r in rows} == {"m": "84.8 ± 5.1", "P": "12.5"}
 
 
 def test_missing_task_is_a_dash_and_rows_without_numbers_are_left_out(tmp_path):
@@ -478,6 +540,43 @@ def test_reported_rows_are_marked_and_sourced(tmp_path):
     assert set(df[df["kind"] == "measured"]["origin"]) == {"r.json"}
 
 
+def test_reported_numbers_ship_with_the_package_and_are_the_default(tmp_path, capsys):
+    """With no --reported, a leaderboard built anywhere (not a checkout's leaderboard/) shows
+    the literature's rows from the packaged file; --reported FILE replaces it, --no_reported
+    drops it. There is one copy of the file: the package's."""
+    assert REPORTED.is_file()
+    assert not (REPO / "leaderboard" / "reported.yaml").exists(), "a second copy would drift"
+    f = ours(tmp_path / "res" / "results_1.json", "m", {"tsc": acc(0.5, 0.05)}, source="official")
+    out = tmp_path / "elsewhere"
+    main([str(f)], str(out), plots=False)
+    md = (out / "leaderboard.md").read_text()
+    head, rows = md_table(md, "tSC")
+    i = col_index(head, "tSC", "official")
+    by = {(r[0], r[1]): r[i] for r in rows}
+    assert by[("TWIST-1.3B", "*reported* [S1]")] == "70.6 [n.s.]"
+    assert "slp-rl/slamkit `docs/SLAM.md` @ 0ccce5ac38ba" in md
+    # The CLI: default, another file, none.
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    base = [str(f), "--out", str(out), "--no_plots"]
+    assert run_cli(p.parse_args(base)) == 0
+    assert (out / "leaderboard.md").read_text() == md
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(
+        "sources: {s: {title: My table, section: 'Table 1', scale: percent}}\n"
+        "entries: [{model: Mine, source: s, scores: {tsc: 60.0}}]\n"
+    )
+    assert run_cli(p.parse_args([*base, "--reported", str(mine)])) == 0
+    rows = md_table((out / "leaderboard.md").read_text(), "tSC")[1]
+    assert [r[0] for r in rows] == ["m", "Mine"]
+    assert run_cli(p.parse_args([*base, "--no_reported"])) == 0
+    rows = md_table((out / "leaderboard.md").read_text(), "tSC")[1]
+    assert [r[0] for r in rows] == ["m"]
+    with pytest.raises(ConfigError, match="--reported .*nope.yaml: file not found"):
+        run_cli(p.parse_args([*base, "--reported", str(tmp_path / "nope.yaml")]))
+    capsys.readouterr()
+
+
 def test_measured_model_facts_come_from_the_reported_file(tmp_path):
     f = ours(tmp_path / "g.json", "gslm-mini", {"tsc": acc(0.5, 0.05)})
     b = build_board([str(f)], tmp_path, reported=REPORTED)
@@ -702,6 +801,30 @@ def test_plots_are_reproducible_and_fingerprinted(tmp_path):
     assert 'src="plots/score_vs_size.svg"' in out["leaderboard.html"]
     # The HTML page needs nothing from the network.
     assert not re.search(r"(src|href)=\"(https?:)?//[^\"]*\.(js|css)", out["leaderboard.html"])
+
+
+def _readme_section(text: str, title: str) -> str:
+    start = text.index(title)
+    end = text.find("\n## ", start + len(title))
+    return text[start : end if end != -1 else len(text)]
+
+
+def test_readme_leaderboard_example_writes_outside_the_committed_tables():
+    """Run in a checkout, the README's example must not overwrite leaderboard/ (generated from
+    leaderboard/results and checked by CI); only the --check line may name it."""
+    section = _readme_section(
+        (REPO / "README.md").read_text(encoding="utf-8"), "## Leaderboard (`slm-eval leaderboard`)"
+    )
+    commands = re.findall(r"slm-eval leaderboard [^`\n]*(?:\\\n[^`\n]*)*", section)
+    writing = [c for c in commands if "--check" not in c]
+    assert writing, section
+    for c in writing:
+        m = re.search(r"--out\s+(\S+)", c)
+        assert m, c
+        assert Path(m.group(1)).parts != ("leaderboard",), f"example overwrites leaderboard/: {c}"
+    # The section says where the literature's numbers come from, and the units.
+    assert "ship with the package" in section and "--no_reported" in section
+    assert "WER" in section and "%" in section and "leaderboard.csv" in section
 
 
 def test_committed_leaderboard_is_fresh():

@@ -100,3 +100,71 @@ def test_page_sorts_by_clicked_column_and_shows_plots(tmp_path):
         finally:
             browser.close()
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+# What a 1400 px wide window shows of a table after scrolling its container: the right edge of
+# the last header cell, and whether the first column's cells are still the topmost element at
+# their own centre (visible, not covered or scrolled away).
+_SCROLLED_RIGHT = """
+(wrap) => {
+  wrap.scrollLeft = wrap.scrollWidth;
+  const table = wrap.querySelector("table");
+  const heads = table.tHead.rows[0].cells;
+  const last = heads[heads.length - 1].getBoundingClientRect();
+  const pinned = Array.from(table.querySelectorAll("tr")).map((tr) => {
+    const cell = tr.cells[0];
+    // Bring the row on screen by scrolling the page vertically only (never the container).
+    const y = cell.getBoundingClientRect().top;
+    window.scrollTo(0, window.scrollY + y - window.innerHeight / 2);
+    const r = cell.getBoundingClientRect();
+    const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+    return {text: cell.textContent.trim(), left: r.left, shown: !!hit && cell.contains(hit)};
+  });
+  const atEnd = wrap.scrollLeft + wrap.clientWidth >= wrap.scrollWidth - 1;
+  return {id: table.id, scroll: wrap.scrollLeft, atEnd: atEnd, lastRight: last.right,
+          width: window.innerWidth, pinned: pinned};
+}
+"""
+
+
+def test_wide_tables_keep_every_column_reachable_and_the_model_visible(tmp_path):
+    """At 1400 px, the likelihood family (SALMon's 13 columns beside sWUGGY..tSC) is wider than
+    the window: every table must scroll sideways inside its own container up to its last column
+    while the Model column stays on screen, and the page itself must not overflow."""
+    sync_playwright = _browser_or_skip()
+    results = Path(__file__).resolve().parents[1] / "leaderboard" / "results"
+    if not results.is_dir():
+        pytest.skip("no committed reference results in leaderboard/results")
+    out = tmp_path / "lb"
+    main([str(results)], str(out), plots=False)  # the packaged reported numbers, by default
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto((out / "leaderboard.html").as_uri())
+            assert page.evaluate("document.documentElement.scrollWidth") <= 1400
+            salmon = page.locator('th[data-col^="salmon_speaker_consistency@"]')
+            assert salmon.count() >= 1
+            wraps = page.locator("div.wrap:has(> table[id^='table-'])")
+            seen = []
+            for i in range(wraps.count()):
+                r = wraps.nth(i).evaluate(_SCROLLED_RIGHT)
+                seen.append(r["id"])
+                assert r["atEnd"], r
+                assert r["lastRight"] <= r["width"] + 1, r  # the last column is reachable
+                hidden = [c["text"] for c in r["pinned"] if not c["shown"] or c["left"] < 0]
+                assert not hidden, (r["id"], r["scroll"], hidden)
+            assert "table-likelihood" in seen and len(seen) == wraps.count() >= 3
+            # The SALMon header itself, after scrolling its table to the end, is on screen.
+            box = salmon.first.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 1401, box
+            shot = tmp_path / "leaderboard-1400-scrolled.png"
+            salmon.first.scroll_into_view_if_needed()
+            page.screenshot(path=str(shot))
+        finally:
+            browser.close()
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -8,13 +8,16 @@ Python API::
 
 Inputs: this harness's results files and lm-evaluation-harness-style files from elsewhere
 (files, or folders searched for ``results_*.json``), plus the literature's numbers from
-``reported.yaml`` (by default the one in the output folder, if present).
+``reported.yaml`` (by default the one shipped with this package, next to this module).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -26,22 +29,36 @@ from .families import FAMILIES
 
 OUTPUTS = ("leaderboard.md", "leaderboard.csv", "leaderboard.html")
 PLOT_DIR = "plots"
+# The literature's numbers ship as package data, so an installed harness shows them without a
+# checkout; it is the one copy (the repository's leaderboard/ reads it from here too).
+REPORTED_FILE = "reported.yaml"
 
-__all__ = ["add_arguments", "build_board", "check_stale", "generate", "main", "run_cli"]
+__all__ = [
+    "add_arguments",
+    "build_board",
+    "check_stale",
+    "generate",
+    "main",
+    "reported_path",
+    "run_cli",
+]
 
 
-def _reported_path(out: Path, reported: str | Path | bool | None) -> Path | None:
+@contextmanager
+def reported_path(reported: str | Path | bool | None = None) -> Iterator[Path | None]:
+    """The reported-numbers file to read: ``None``/``True`` the packaged one, a path that file,
+    ``False`` none (yields None)."""
     if reported is False:
-        return None
-    if reported is None or reported is True:
-        default = out / "reported.yaml"
-        if reported is True and not default.is_file():
-            raise ConfigError(f"{default}: reported-numbers file not found")
-        return default if default.is_file() else None
-    p = Path(reported)
-    if not p.is_file():
-        raise ConfigError(f"--reported {p}: file not found")
-    return p
+        yield None
+    elif reported is None or reported is True:
+        # as_file: a real path even when the package is imported from a zip.
+        with resources.as_file(resources.files(__package__).joinpath(REPORTED_FILE)) as p:
+            yield p
+    else:
+        p = Path(reported)
+        if not p.is_file():
+            raise ConfigError(f"--reported {p}: file not found")
+        yield p
 
 
 def build_board(
@@ -72,9 +89,9 @@ def build_board(
         params=dict(params or {}),
         assume_source=assume_source,
     )
-    rp = _reported_path(out, reported)
-    if rp is not None:
-        load_reported(rp, loaded, families)
+    with reported_path(reported) as rp:
+        if rp is not None:
+            load_reported(rp, loaded, families)
     given = dict(params or {})
     for e in loaded.entries.values():
         info = loaded.models.get(e.label) or loaded.models.get(e.model)
@@ -121,7 +138,7 @@ def _ours(path: Path) -> bool:
 def main(paths: list[str], out: str, **options: Any) -> list[Path]:
     """Write leaderboard.md / .csv / .html and plots/*.svg under ``out``; return the paths.
 
-    Options: ``reported`` (path, or False for none; default ``<out>/reported.yaml`` if present),
+    Options: ``reported`` (path, or False for none; default the packaged ``reported.yaml``),
     ``sort_by`` (``task`` or ``task@dataset``), ``metrics`` ({task: "metric,filter"} headline
     override), ``families`` ({task: family}), ``params`` ({model: size}), ``assume_source``
     (dataset of tasks whose results file does not record one), ``plots`` (bool), ``title``.
@@ -195,7 +212,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", "-o", required=True, help="output folder (e.g. leaderboard/)")
     g = p.add_mutually_exclusive_group()
     g.add_argument(
-        "--reported", default=None, help="reported-numbers YAML (default: OUT/reported.yaml)"
+        "--reported",
+        default=None,
+        help="reported-numbers YAML (default: the one shipped with speechlm_eval)",
     )
     g.add_argument("--no_reported", action="store_true", help="measured numbers only")
     p.add_argument("--sort_by", default=None, help="order rows by TASK or TASK@DATASET, best first")

@@ -100,8 +100,13 @@ def task_label(task: str) -> str:
     return task
 
 
-# Metrics that are proportions and are shown in percent (accuracies, error rates).
-_PERCENT = re.compile(r"^(acc|accuracy|exact_match|abx|error_rate|err_rate)")
+# Metrics that are proportions (results files record 0.848) and are shown in percent (84.8),
+# as speech papers quote them: accuracies and error rates (ABX, WER, CER, EER), including their
+# subgroups and variants (``acc_freq_oov``, ``wer_original``, ``wer_delta`` in points).
+# The lookahead keeps names that merely start alike (``werewolf``) out.
+_PERCENT = re.compile(
+    r"^(acc|accuracy|exact_match|abx|error_rate|err_rate|wer|cer|eer)(?![A-Za-z0-9])"
+)
 # Metrics where lower is better, when the results file does not say (lm-eval files do).
 _LOWER = re.compile(
     r"(^|_)(wer|cer|error|err|ppl|perplexity|genppl|loss|auto_bleu|self_bleu|mae|eer|abx)"
@@ -109,6 +114,7 @@ _LOWER = re.compile(
 
 
 def is_percent(metric: str) -> bool:
+    """Whether a metric is a proportion shown in % (the tables multiply it by 100)."""
     return bool(_PERCENT.search(metric))
 
 

@@ -19,14 +19,23 @@ from .data import MEASURED, REPORTED, Entry, Score, dataset_label, utc_date
 from .families import FAMILIES, is_percent
 
 LEGEND = (
-    "Each cell is the task's headline metric (accuracies and error rates in %), ± one standard "
-    "error where the results file has it; ↑ higher is better, ↓ lower is better. "
+    "Each cell is the task's headline metric, ± one standard error where the results file has "
+    "it; ↑ higher is better, ↓ lower is better. Units: a metric marked (%) is in percent — "
+    "accuracies and error rates (acc, ABX, WER, CER: a WER of 0.848 shows as 84.8; wer_delta "
+    "and cer_delta in percentage points); other metrics (GenPPL, Auto-BLEU) are in their own "
+    "units. "
     "*reported* rows are numbers from the literature, copied with their source (see Sources), "
     "not measured here. Built-in data and the official benchmark are different datasets and "
     "never share a column. — not evaluated; *skipped* the run skipped the task (reason given). "
     "Tags: [sum] / [mean] the number used another scoring than the column's (total vs per-token "
     "mean log-likelihood); [n.s.] the source does not state its scoring; [limit] a run with "
     "--limit (not comparable). A table lists only the rows that have a number in it."
+)
+
+# The CSV keeps the results files' numbers unscaled, so a script reads them back exactly.
+CSV_UNITS = (
+    "its `value` and `stderr` as the results files record them: proportions (0.848) where the "
+    "tables show % (84.8), other metrics in their own units."
 )
 
 CSV_COLUMNS = [
@@ -83,8 +92,11 @@ def cell_parts(cell: Cell, col: Column) -> tuple[str, str, str]:
 
 
 def header(col: Column) -> tuple[str, str, str]:
+    """(task label, dataset label, metric with unit, scoring and direction) of a column."""
     arrow = "↑" if col.higher_is_better else "↓"
-    what = col.metric + (f" [{SHORT_FILTER.get(col.filter, col.filter)}]" if col.filter else "")
+    # The unit sits in every header so no cell depends on the caption to be read right.
+    what = col.metric + (" (%)" if col.percent else "")
+    what += f" [{SHORT_FILTER.get(col.filter, col.filter)}]" if col.filter else ""
     return (col.label, col.dataset_label, f"{what} {arrow}")
 
 
@@ -182,9 +194,10 @@ def _row_head(e: Entry, ids: dict[str, str]) -> list[str]:
     return [e.label, f"{kind} [{cite}]", fmt_params(e.params) or "—"]
 
 
-def _chunks(cols: list[Column], max_cols: int) -> list[list[Column]]:
-    """Split a family's columns into narrower Markdown tables: never inside a task, and a new
-    table where the task group changes (``salmon_*``, ``abx_*``, ...)."""
+def _chunks(cols: list[Column], max_cols: int | None = None) -> list[list[Column]]:
+    """Split a family's columns into narrower tables: never inside a task, a new table where the
+    task group changes (``salmon_*``, ``abx_*``, ...) and, with ``max_cols``, where a table would
+    get wider than that."""
     tasks: dict[str, list[Column]] = {}
     for c in cols:
         tasks.setdefault(c.task, []).append(c)
@@ -192,7 +205,11 @@ def _chunks(cols: list[Column], max_cols: int) -> list[list[Column]]:
     group = None
     for task, tcols in tasks.items():
         g = task.split("_")[0] if "_" in task else ""
-        if not chunks or g != group or len(chunks[-1]) + len(tcols) > max_cols:
+        if (
+            not chunks
+            or g != group
+            or (max_cols is not None and len(chunks[-1]) + len(tcols) > max_cols)
+        ):
             chunks.append([])
         chunks[-1].extend(tcols)
         group = g
@@ -240,7 +257,7 @@ def markdown(board: Leaderboard, plots: list[tuple[str, str]], max_cols: int = 8
         lines += ["", "## Notes", ""] + [f"- {n}" for n in board.notes]
     lines += [
         "",
-        "Every metric (subgroups, both scoring variants) is in `leaderboard.csv`.",
+        "Every metric (subgroups, both scoring variants) is in `leaderboard.csv`, " + CSV_UNITS,
         "",
     ]
     return "\n".join(lines)
@@ -328,60 +345,74 @@ def _sort_value(x: float | None) -> str:
     return "" if x is None or math.isnan(x) else repr(float(x))
 
 
+def _html_table(
+    board: Leaderboard, ids: dict[str, str], table_id: str, cols: list[Column]
+) -> dict[str, Any]:
+    """Header and rows of one HTML table: the given columns, the rows with something in them."""
+    hcols = []
+    for c in cols:
+        label, ds, metric = header(c)
+        hcols.append(
+            {
+                "key": c.key,
+                "label": label,
+                "dataset": ds,
+                "metric": metric,
+                "hib": c.higher_is_better,
+                "title": f"{c.task} on {ds}: {c.metric}"
+                + (f", scoring {c.filter}" if c.filter else ""),
+            }
+        )
+    rows = []
+    for e in board.entries:
+        if all(board.cell(e, c).status == "missing" for c in cols):
+            continue
+        rcells = []
+        for c in cols:
+            cell = board.cell(e, c)
+            v, se, tags = cell_parts(cell, c)
+            title = ""
+            if cell.score is not None:
+                s = cell.score
+                title = f"{s.metric},{s.filter}" if s.filter else s.metric
+                title += f" from {s.origin}"
+            elif cell.status == "skipped":
+                v, tags, title = "skipped", "", f"skipped ({cell.reason})"
+            rcells.append(
+                {
+                    "cls": "num" if cell.status == "value" else cell.status,
+                    "sort": _sort_value(cell.score.value if cell.score else None),
+                    "value": v,
+                    "se": se,
+                    "tags": tags,
+                    "title": title,
+                }
+            )
+        rows.append(
+            {
+                "kind": e.kind,
+                "label": e.label,
+                "cites": [ids[o] for o in e.origins],
+                "params": fmt_params(e.params),
+                "params_sort": _sort_value(e.params),
+                "cells": rcells,
+            }
+        )
+    return {"id": table_id, "columns": hcols, "rows": rows}
+
+
 def html(board: Leaderboard, plots: list[tuple[str, str]]) -> str:
     """The static page: inline CSS and JS, plots referenced as files next to it."""
     ids = source_ids(board)
     fams = []
     for fam in board.families():
-        cols = board.columns_of(fam)
-        hcols = []
-        for c in cols:
-            label, ds, metric = header(c)
-            hcols.append(
-                {
-                    "key": c.key,
-                    "label": label,
-                    "dataset": ds,
-                    "metric": metric,
-                    "hib": c.higher_is_better,
-                    "title": f"{c.task} on {ds}: {c.metric}"
-                    + (f", scoring {c.filter}" if c.filter else ""),
-                }
-            )
-        rows = []
-        for e in board.rows_of(fam):
-            rcells = []
-            for c in cols:
-                cell = board.cell(e, c)
-                v, se, tags = cell_parts(cell, c)
-                title = ""
-                if cell.score is not None:
-                    s = cell.score
-                    title = f"{s.metric},{s.filter}" if s.filter else s.metric
-                    title += f" from {s.origin}"
-                elif cell.status == "skipped":
-                    v, tags, title = "skipped", "", f"skipped ({cell.reason})"
-                rcells.append(
-                    {
-                        "cls": "num" if cell.status == "value" else cell.status,
-                        "sort": _sort_value(cell.score.value if cell.score else None),
-                        "value": v,
-                        "se": se,
-                        "tags": tags,
-                        "title": title,
-                    }
-                )
-            rows.append(
-                {
-                    "kind": e.kind,
-                    "label": e.label,
-                    "cites": [ids[o] for o in e.origins],
-                    "params": fmt_params(e.params),
-                    "params_sort": _sort_value(e.params),
-                    "cells": rcells,
-                }
-            )
-        fams.append({"id": fam, "title": FAMILIES[fam], "columns": hcols, "rows": rows})
+        # One table per task group (SALMon apart from sWUGGY..tSC, as in the Markdown): each
+        # stays narrow enough to read, and scrolls sideways on its own with the model pinned.
+        tables = [
+            _html_table(board, ids, f"table-{fam}" + (f"-{i + 1}" if i else ""), cols)
+            for i, cols in enumerate(_chunks(board.columns_of(fam)))
+        ]
+        fams.append({"id": fam, "title": FAMILIES[fam], "tables": tables})
     details = []
     by_task: dict[str, list[Score]] = {}
     for s in board.scores:
@@ -403,7 +434,7 @@ def html(board: Leaderboard, plots: list[tuple[str, str]]) -> str:
                         "kind": labels[s.entry].kind,
                         "model": labels[s.entry].label,
                         "dataset": dataset_label(s.dataset),
-                        "metric": s.metric,
+                        "metric": s.metric + (" (%)" if is_percent(s.metric) else ""),
                         "filter": s.filter,
                         "value": fmt_number(s.value, is_percent(s.metric)),
                         "sort": _sort_value(s.value),
@@ -428,4 +459,5 @@ def html(board: Leaderboard, plots: list[tuple[str, str]]) -> str:
         ],
         row_notes=row_notes(board),
         notes=[n.replace("`", "") for n in board.notes],
+        csv_units=CSV_UNITS.replace("`", ""),
     )
