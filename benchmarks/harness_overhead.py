@@ -308,7 +308,7 @@ def check_run(res: dict[str, Any], n_files: int, cold: bool) -> None:
 PROFILE_ROWS: tuple[tuple[str, str, str], ...] = (
     ("evaluate (total)", "speechlm_eval/runner.py", "evaluate"),
     ("  load_index (task YAML)", "speechlm_eval/tasks.py", "load_index"),
-    ("  read_task_data (reader)", "speechlm_eval/runner.py", "read_task_data"),
+    ("  read_task_data (reader)", "speechlm_eval/data_sources.py", "read_task_data"),
     ("  run_loglikelihood", "speechlm_eval/execute.py", "run_loglikelihood"),
     ("    model.loglikelihood", "reference_models/hf_unit_lm.py", "loglikelihood"),
     ("    audio_info (sf.info)", "speechlm_eval/audio.py", "audio_info"),

@@ -33,7 +33,8 @@ class LengthBaseline(SpeechLM):
     capabilities: ClassVar[frozenset[str]] = frozenset({"loglikelihood"})
     sample_rate = None  # any rate; no resampling
 
-    def __init__(self, unit: str = "seconds", **kwargs: Any) -> None:
+    def __init__(self, unit: str = "seconds", device: str | None = None, **kwargs: Any) -> None:
+        # ``device`` is accepted (the harness' --device) and unused: nothing is computed on one.
         if kwargs:
             raise ConfigError(
                 f"--model_args: length-baseline takes only unit=seconds|samples, "
@@ -43,7 +44,7 @@ class LengthBaseline(SpeechLM):
             raise ConfigError(
                 f"--model_args unit: expected one of {', '.join(UNITS)}, got {unit!r}"
             )
-        super().__init__(unit=unit)
+        super().__init__(device=device, unit=unit)
         self.unit = unit
 
     def identity(self) -> dict[str, Any]:

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import __version__, distributed, registry
-from .dataset import data_roots
+from .data_sources import SOURCES, DataOptions
 from .errors import ConfigError, SlmEvalError
 from .results import atomic_write_text, dumps, timestamp
-from .runner import RunOptions, evaluate
+from .runner import RunOptions, prepare
+from .summary import format_summary
 from .tasks import load_index
 
 
@@ -45,6 +46,16 @@ def _positive(v: str) -> float:
     return x
 
 
+def _data_source_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data_source",
+        default="auto",
+        choices=list(SOURCES),
+        help="auto (default): --data_dir / $SLM_EVAL_DATA when set, else the built-in suite; "
+        "official: the configured locations only; builtin: the built-in suite only",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="slm-eval", description="Evaluate speech language models.")
     p.add_argument("--version", action="version", version=f"speechlm-eval {__version__}")
@@ -52,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("tasks", help="list tasks and groups")
     t.add_argument("--data_dir", default=None, help="show where data would be looked for")
+    _data_source_argument(t)
     t.add_argument("--include_path", action="append", default=[], help="extra task YAML folder")
 
     sub.add_parser("models", help="list model plugins and their capabilities")
@@ -63,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--data_dir", default=None, help="root folder of the datasets ($SLM_EVAL_DATA too)"
     )
+    _data_source_argument(r)
     r.add_argument("--output_path", "-o", default=None, help="folder for results files")
     r.add_argument(
         "--limit",
@@ -116,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--frame_rate", type=_positive, default=None, help="ABX features: frames/s")
     s.add_argument("--data_dir", default=None)
+    _data_source_argument(s)
     s.add_argument("--output_path", "-o", default=None, help="write the results JSON here")
     s.add_argument("--include_path", action="append", default=[])
 
@@ -133,12 +147,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def _cmd_tasks(a: argparse.Namespace) -> int:
     idx = load_index(a.include_path)
-    roots = data_roots(a.data_dir)
-    where = (
-        ", ".join(f"{p} ({src})" for src, p in roots)
-        or "no root set: pass --data_dir or set $SLM_EVAL_DATA"
-    )
-    print(f"data roots: {where}\n")
+    data = DataOptions.from_environment(a.data_dir, a.data_source)
+    if data.uses_builtin:
+        from .builtin.build import default_root
+
+        where = f"the built-in suite at {default_root()} (--data_source {data.source})"
+    else:
+        where = ", ".join(f"{p} ({src})" for src, p in data.configured())
+    print(f"data: {where}\n")
     print(f"{'task':<28} {'ver':>3}  {'capability':<14} {'reader':<17} data sub-folder(s)")
     for name in sorted(idx.tasks):
         cfg = idx.tasks[name]
@@ -170,6 +186,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
     opts = RunOptions(
         tasks=a.tasks,
         data_dir=a.data_dir,
+        data_source=a.data_source,
         output_path=a.output_path,
         limit=a.limit,
         batch_size=a.batch_size,
@@ -183,31 +200,17 @@ def _cmd_run(a: argparse.Namespace) -> int:
         build_missing=a.build_missing,
     )
     try:
-        res = evaluate(a.model, a.model_args, opts)
+        ev = prepare(a.model, a.model_args, opts)
+        res = ev.run()
         is_main = distributed.current().is_main
     finally:
         distributed.shutdown()
     if not is_main:  # rank 0 reports for the whole run
         return 0
-    _print_summary(res)
+    print(format_summary(res, ev.results_path))
     if not a.output_path:
         print("(no --output_path given: results were not written)", file=sys.stderr)
     return 0
-
-
-def _print_summary(res: dict) -> None:
-    for task, entry in res["results"].items():
-        primary = res.get("scoring", {}).get(task, {}).get("primary_metric", "")
-        for key, val in entry.items():
-            if key == "alias" or "_stderr," in key:
-                continue
-            name, _, filt = key.partition(",")
-            se = entry.get(f"{name}_stderr,{filt}", "N/A")
-            se_s = f" ± {se:.4f}" if isinstance(se, float) else ""
-            mark = " *" if key == primary else ""
-            print(f"{task:<28} {key:<28} {val:.4f}{se_s}{mark}")
-    for task, why in res.get("skipped", {}).items():
-        print(f"{task:<28} {why}")
 
 
 def _cmd_score(a: argparse.Namespace) -> int:
@@ -216,10 +219,12 @@ def _cmd_score(a: argparse.Namespace) -> int:
     idx = load_index(a.include_path)
     if a.task not in idx.tasks:
         raise ConfigError(f"--task: unknown task {a.task!r}")
-    res = score_submission(idx.tasks[a.task], Path(a.scores), a.data_dir, a.frame_rate)
-    _print_summary(res)
-    if a.output_path:
-        atomic_write_text(Path(a.output_path) / f"results_{timestamp()}.json", dumps(res))
+    data = DataOptions.from_environment(a.data_dir, a.data_source)
+    res = score_submission(idx.tasks[a.task], Path(a.scores), data, a.frame_rate)
+    path = Path(a.output_path) / f"results_{timestamp()}.json" if a.output_path else None
+    if path is not None:
+        atomic_write_text(path, dumps(res))
+    print(format_summary(res, path))
     return 0
 
 

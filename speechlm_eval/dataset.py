@@ -10,15 +10,12 @@ are the same code.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import DataNotFoundError
-
-DATA_ENV = "SLM_EVAL_DATA"
 
 
 @dataclass(frozen=True)
@@ -60,33 +57,21 @@ def listing_hash(root: Path, paths: Iterable[Path]) -> str:
     return h.hexdigest()
 
 
-def data_roots(data_dir: str | Path | None) -> list[tuple[str, Path]]:
-    """Roots searched for task data, in order: --data_dir, then $SLM_EVAL_DATA."""
-    roots: list[tuple[str, Path]] = []
-    if data_dir:
-        roots.append(("--data_dir", Path(data_dir)))
-    env = os.environ.get(DATA_ENV)
-    if env:
-        roots.extend((f"${DATA_ENV}", Path(p)) for p in env.split(os.pathsep) if p)
-    return roots
-
-
-def locate(
-    task: str, subdirs: Iterable[str], data_dir: str | Path | None, extra: Iterable[Path] = ()
-) -> Path:
-    """First existing ``root/subdir``; a clear error listing every place looked at otherwise."""
+def locate(task: str, subdirs: Iterable[str], roots: Iterable[tuple[str, Path]]) -> Path:
+    """First existing ``root/subdir`` over ``roots`` ((label, path) pairs, in search order); a
+    clear error listing every place looked at otherwise (:mod:`speechlm_eval.data_sources`
+    chooses the roots)."""
     tried: list[str] = []
-    candidates = [(src, root) for src, root in data_roots(data_dir)]
-    candidates += [("built-in suite", p) for p in extra]
-    for src, root in candidates:
+    roots = list(roots)
+    for src, root in roots:
         for sub in subdirs:
             p = root / sub if sub != "." else root
             if p.is_dir():
                 return p
             tried.append(f"{p} ({src})")
-    if not tried:
+    if not roots:
         raise DataNotFoundError(
-            f"task {task!r}: no data location configured; pass --data_dir DIR or set "
-            f"${DATA_ENV}; the task expects one of these sub-folders: {', '.join(subdirs)}"
+            f"task {task!r}: no data location configured; the task expects one of these "
+            f"sub-folders: {', '.join(subdirs)}"
         )
     raise DataNotFoundError(f"task {task!r}: data folder not found; looked in: {'; '.join(tried)}")

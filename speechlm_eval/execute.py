@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import distributed
+from . import distributed, registry
 from .audio import Audio, audio_info, load_audio
 from .cache import BlobStore, ResultCache
 from .errors import PluginError
@@ -23,6 +23,7 @@ from .model import (
     ResynthesizeRequest,
     SpeechLM,
 )
+from .provenance import code_identity
 
 DEFAULT_MAX_BATCH = 64
 
@@ -95,9 +96,22 @@ def _free_accelerator_memory() -> None:
         pass
 
 
+def model_code(plugin: str, model: SpeechLM) -> dict[str, Any]:
+    """The code identity of a model plugin (see :func:`provenance.code_identity`)."""
+    registered = plugin in registry.names("models")
+    dist = registry.distribution("models", plugin) if registered else None
+    return code_identity(type(model), dist)
+
+
 def model_key(plugin: str, model: SpeechLM) -> str:
-    """Cache namespace of a model: plugin name + the model's own identity."""
-    return digest({"plugin": plugin, "identity": model.identity()})
+    """Cache namespace of a model: plugin name, the model's own identity and its code identity.
+
+    The code identity is added here rather than left to ``identity()``, so that a plugin that
+    overrides ``identity()`` without it still never gets outputs of other code from the cache.
+    """
+    return digest(
+        {"plugin": plugin, "identity": model.identity(), "code": model_code(plugin, model)}
+    )
 
 
 @dataclass(frozen=True)

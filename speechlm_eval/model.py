@@ -115,12 +115,17 @@ class SpeechLM:
 
     ``sample_rate``: the rate the model expects; the runner resamples explicitly
     (and records it) when a dataset has another rate. ``None`` accepts any rate.
+
+    ``device``: the harness option ``--device`` (``cpu``, ``cuda``, ``cuda:1``), passed as the
+    keyword ``device`` to plugins whose ``__init__`` takes it; kept in ``self.device`` and out
+    of ``model_args`` and so out of the identity (a device does not change what is computed).
     """
 
     capabilities: ClassVar[frozenset[str]] = frozenset()
     sample_rate: int | None = 16000
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, device: str | None = None, **kwargs: Any) -> None:
+        self.device = device
         self.model_args: dict[str, Any] = dict(kwargs)
 
     # Identity: what makes two instances produce the same outputs. The cache key

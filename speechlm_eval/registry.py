@@ -67,6 +67,15 @@ def get(kind: str, name: str) -> Any:
         raise PluginError(_report(kind, name, e)) from None
 
 
+def distribution(kind: str, name: str) -> tuple[str, str | None] | None:
+    """(name, version) of the installed distribution that registers plugin ``name``, if any."""
+    ep = _entry_points(kind).get(name) if kind in GROUPS else None
+    dist = getattr(ep, "dist", None)
+    if dist is None:
+        return None
+    return str(dist.metadata["Name"]), dist.version
+
+
 def load_all(kind: str) -> dict[str, Any]:
     """Load every plugin of a group; broken ones are reported and left out."""
     out: dict[str, Any] = {}

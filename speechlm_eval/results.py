@@ -47,6 +47,12 @@ def sweep_stale_tmp(folder: Path) -> list[Path]:
     return removed
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only portable way to read it is to set it and set it back
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write via a temporary file in the same folder and rename: never a half-written file.
 
@@ -59,6 +65,9 @@ def atomic_write_text(path: Path, text: str) -> None:
         dir=path.parent, prefix=f".{path.name}.pid{os.getpid()}.", suffix=".tmp"
     )
     try:
+        # mkstemp creates the file 0600; give it the mode open() would (0666 less the umask),
+        # so results stay readable to teammates and CI artefact servers.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import random
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,9 @@ import platformdirs
 from . import __version__, distributed, registry
 from .cache import BlobStore, ResultCache
 from .config import TaskConfig
-from .dataset import ChoiceDataset, locate
+from .data_sources import DataOptions, read_task_data
 from .errors import ConfigError, DataError, DataNotFoundError, PluginError
-from .execute import BatchSizer, ExecStats, model_key
+from .execute import BatchSizer, ExecStats, model_code, model_key
 from .model import SpeechLM
 from .pipelines import TaskContext, pipeline_for
 from .provenance import git_hash, package_versions
@@ -37,6 +38,7 @@ class RunOptions:
 
     tasks: str = "all"
     data_dir: str | None = None
+    data_source: str = "auto"  # auto | official | builtin (see data_sources.DataOptions)
     output_path: str | None = None
     limit: float | None = None
     batch_size: int | str = 1
@@ -68,15 +70,43 @@ def parse_model_args(spec: str | None) -> dict[str, str]:
     return out
 
 
-def load_model(name: str, args: dict[str, Any]) -> SpeechLM:
-    """Instantiate a registered model plugin with its arguments."""
+def load_model(name: str, args: dict[str, Any], device: str | None = None) -> SpeechLM:
+    """Instantiate a registered model plugin with its arguments (and the device, if any).
+
+    ``device`` reaches the plugin as the keyword ``device`` when its ``__init__`` takes one (a
+    ``device`` parameter or ``**kwargs``); a plugin that takes none chooses its own device, and
+    asking it for one is an error rather than a device recorded but never used. A plugin that
+    rejects its arguments (``ConfigError``, ``ValueError``, ``TypeError`` in ``__init__``) is
+    reported as one line naming the model.
+    """
     cls = registry.get("models", name)
     if not (isinstance(cls, type) and issubclass(cls, SpeechLM)):
         raise PluginError(f"model plugin {name!r} is not a subclass of speechlm_eval.SpeechLM")
+    kwargs = dict(args)
+    if device is not None:
+        if not _takes_keyword(cls, "device"):
+            raise ConfigError(
+                f"--device: model {name!r} takes no device argument (its __init__ has no "
+                "'device' parameter nor **kwargs); run it without --device"
+            )
+        kwargs["device"] = device
     try:
-        return cls(**args)
-    except TypeError as e:
+        return cls(**kwargs)
+    except ConfigError as e:
+        raise ConfigError(f"model {name!r}: {e}") from None
+    except (TypeError, ValueError) as e:
         raise ConfigError(f"model {name!r}: invalid --model_args ({e})") from None
+
+
+def _takes_keyword(cls: type, key: str) -> bool:
+    try:
+        params = inspect.signature(cls.__init__).parameters.values()
+    except (TypeError, ValueError):  # no introspectable signature: let the call decide
+        return True
+    return any(
+        p.kind is p.VAR_KEYWORD or (p.name == key and p.kind is not p.POSITIONAL_ONLY)
+        for p in params
+    )
 
 
 def _limit_docs(limit: float | None, n_docs: int) -> int | None:
@@ -96,61 +126,6 @@ def _seed_everything(seed: int) -> None:
         torch.manual_seed(seed)
 
 
-def locate_task_data(cfg: TaskConfig, data_dir: str | None, build_missing: bool = False) -> Path:
-    """The task's data folder: --data_dir, $SLM_EVAL_DATA, then the built-in suite."""
-    from .builtin import build as builtin
-
-    sub = cfg.dataset.builtin
-    broot = builtin.default_root()
-
-    def extra() -> list[Path]:
-        built = builtin.read_manifest(broot).get("subsets", {}) if sub else {}
-        return [broot] if sub in built else []
-
-    try:
-        return locate(cfg.task, cfg.dataset.subdirs, data_dir, extra())
-    except DataNotFoundError as e:
-        if not sub:
-            raise DataNotFoundError(
-                f"{e} (official data only: there is no built-in version)"
-            ) from None
-        if not build_missing:
-            raise DataNotFoundError(
-                f"{e}; to use the built-in version run: slm-eval data build --subsets {sub} "
-                "(or pass --build_missing)"
-            ) from None
-    with distributed.main_first():  # one rank builds, the others wait and then find it
-        if distributed.current().is_main:
-            builtin.build(broot, names=[sub])
-    return locate(cfg.task, cfg.dataset.subdirs, data_dir, extra())
-
-
-def read_task_data(
-    cfg: TaskConfig, data_dir: str | None, build_missing: bool = False
-) -> ChoiceDataset:
-    """Locate and read a task's dataset with its registered reader; record where it came from."""
-    from .builtin.build import find_builtin_root
-
-    root = locate_task_data(cfg, data_dir, build_missing)
-    reader = registry.get("readers", cfg.dataset.reader)
-    ds = reader(root, dict(cfg.dataset.options))
-    if not ds.items:
-        raise DataError(f"task {cfg.task!r}: {root} holds no items")
-    found = find_builtin_root(root)
-    entry = found[1].get("subsets", {}).get(cfg.dataset.builtin or "") if found else None
-    if found and entry:
-        ds.identity["source"] = "builtin"
-        ds.identity["builtin"] = {
-            "root": str(found[0].resolve()),
-            "subset": cfg.dataset.builtin,
-            "generator_version": found[1].get("generator_version"),
-            **{k: entry[k] for k in ("version", "size", "seed", "content_sha256", "voices")},
-        }
-    else:
-        ds.identity["source"] = "official"
-    return ds
-
-
 def make_scorer(cfg: TaskConfig) -> Any:
     return registry.get("scorers", cfg.scoring.scorer)(dict(cfg.scoring.options))
 
@@ -165,6 +140,7 @@ class Evaluation:
         model_args: dict[str, Any],
         opts: RunOptions,
         index: TaskIndex | None = None,
+        data: DataOptions | None = None,
     ) -> None:
         self.model, self.model_name, self.model_args, self.opts = (
             model,
@@ -173,12 +149,14 @@ class Evaluation:
             opts,
         )
         self.index = index or load_index(opts.include_path)
+        self.data = data or DataOptions.from_environment(opts.data_dir, opts.data_source)
         self.ts = timestamp()
         cache_path = None if opts.no_cache else (opts.use_cache or default_cache_path())
         self.cache = ResultCache(cache_path)
         self.blobs = BlobStore.beside(cache_path)
         self.cache_path = cache_path
         self.sizer = BatchSizer(opts.batch_size, opts.max_batch_size)
+        self.results_path: Path | None = None  # set once the results file is written
         self.mkey = model_key(model_name, model)
 
     def run(self) -> dict[str, Any]:
@@ -249,7 +227,7 @@ class Evaluation:
         name = cfg.task
         pipeline = pipeline_for(cfg.capability, name)
         _seed_everything(self.opts.seed)
-        full = read_task_data(cfg, self.opts.data_dir, self.opts.build_missing)
+        full = read_task_data(cfg, self.data, self.opts.build_missing)
         n_orig = len(full.doc_ids())
         ds = full.limited(_limit_docs(self.opts.limit, n_orig))
         ctx = TaskContext(
@@ -296,6 +274,7 @@ class Evaluation:
                 "model": self.model_name,
                 "model_args": self.model_args,
                 "model_identity": self.model.identity(),
+                "model_code": model_code(self.model_name, self.model),
                 "batch_size": o.batch_size,
                 "max_batch_size": o.max_batch_size,
                 "device": o.device,
@@ -305,6 +284,7 @@ class Evaluation:
                 "numpy_seed": o.seed,
                 "torch_seed": o.seed,
                 "use_cache": str(self.cache_path) if self.cache_path else None,
+                "data": self.data.record(),
             },
             "model_name": self.model_name,
             "model_name_sanitized": sanitize_model_name(self.model_name),
@@ -327,6 +307,35 @@ class Evaluation:
         self.results_path = path
 
 
+def prepare(
+    model_name: str,
+    model_args: dict[str, Any] | str | None,
+    opts: RunOptions,
+    model: SpeechLM | None = None,
+) -> Evaluation:
+    """Check the options, load the model and return the :class:`Evaluation` to ``run()``."""
+    args = (
+        parse_model_args(model_args)
+        if isinstance(model_args, str) or model_args is None
+        else dict(model_args)
+    )
+    if "device" in args:  # the device is a harness option; --model_args device=... is an alias
+        given = str(args.pop("device"))
+        if opts.device not in (None, given):
+            raise ConfigError(f"--model_args device={given} contradicts --device {opts.device}")
+        opts = replace(opts, device=given)
+    index = load_index(opts.include_path)
+    index.expand(opts.tasks)  # fail on unknown task names before loading a model
+    data = DataOptions.from_environment(opts.data_dir, opts.data_source)  # fail before loading
+    dist = distributed.init_from_env(opts.device)
+    if model is None:
+        device = opts.device
+        if device and dist.enabled and device == "cuda":  # one GPU per local rank (torchrun)
+            device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+        model = load_model(model_name, args, device)
+    return Evaluation(model, model_name, args, opts, index, data)
+
+
 def evaluate(
     model_name: str,
     model_args: dict[str, Any] | str | None,
@@ -334,19 +343,4 @@ def evaluate(
     model: SpeechLM | None = None,
 ) -> dict[str, Any]:
     """Python API: evaluate a registered model (or a ready ``model`` object) on ``opts.tasks``."""
-    args = (
-        parse_model_args(model_args)
-        if isinstance(model_args, str) or model_args is None
-        else dict(model_args)
-    )
-    index = load_index(opts.include_path)
-    index.expand(opts.tasks)  # fail on unknown task names before loading a model
-    dist = distributed.init_from_env(opts.device)
-    if model is None:
-        if opts.device:
-            device = opts.device
-            if dist.enabled and device == "cuda":  # one GPU per local rank, as torchrun intends
-                device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
-            args.setdefault("device", device)
-        model = load_model(model_name, args)
-    return Evaluation(model, model_name, args, opts, index).run()
+    return prepare(model_name, model_args, opts, model).run()

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from .config import TaskConfig
+from .data_sources import DataOptions, read_task_data
 from .dataset import ChoiceDataset
 from .errors import ConfigError, DataError
 from .pipelines.base import metric_entries
-from .runner import make_scorer, read_task_data
+from .runner import make_scorer
 
 
 def read_scores(path: Path) -> dict[str, float]:
@@ -77,7 +78,7 @@ def _extension_hint(extra: list[str], files: set[str]) -> str:
 def score_submission(
     cfg: TaskConfig,
     scores_path: Path,
-    data_dir: str | None,
+    data: DataOptions,
     frame_rate: float | None = None,
 ) -> dict[str, Any]:
     """Results entry for a task from a submission (filter name ``external``).
@@ -85,7 +86,7 @@ def score_submission(
     Likelihood tasks: a file of per-file scores. ``encode`` (ABX) tasks: a folder of
     per-file features (ZeroSpeech layout) at ``frame_rate`` frames per second.
     """
-    ds = read_task_data(cfg, data_dir)
+    ds = read_task_data(cfg, data)
     if cfg.capability == "encode":
         if frame_rate is None or not frame_rate > 0:
             raise ConfigError(f"--frame_rate: task {cfg.task!r} scores features; give their rate")
@@ -110,4 +111,5 @@ def score_submission(
         "n-samples": {cfg.task: {"original": len(ds.doc_ids()), "effective": len(ds.doc_ids())}},
         "datasets": {cfg.task: ds.identity},
         "scoring": {cfg.task: {"scorer": cfg.scoring.scorer, "scores_file": str(scores_path)}},
+        "config": {"data": data.record()},
     }

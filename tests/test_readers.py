@@ -8,7 +8,8 @@ import json
 import pytest
 from helpers import make_lexical, make_salmon, make_storycloze, tone, write_wav
 
-from speechlm_eval import DataError
+from speechlm_eval import ConfigError, DataError
+from speechlm_eval.data_sources import DataOptions
 from speechlm_eval.dataset import locate
 from speechlm_eval.readers.manifest import read_manifest
 from speechlm_eval.readers.pairs import read_pair_folders, read_salmon, read_storycloze
@@ -212,12 +213,17 @@ def test_locate_order_and_errors(tmp_path, monkeypatch):
     (b / "zr2021" / "lexical" / "dev").mkdir(parents=True)
     monkeypatch.setenv("SLM_EVAL_DATA", str(b))
     subs = ["zr2021/lexical/dev", "lexical/dev"]
-    assert locate("swuggy", subs, a) == a / "lexical" / "dev"  # --data_dir first
-    assert locate("swuggy", subs, None) == b / "zr2021" / "lexical" / "dev"
-    with pytest.raises(
-        DataError, match=r"data folder not found; looked in: .*nowhere/x \(--data_dir\)"
-    ):
-        locate("swuggy", ["x"], tmp_path / "nowhere")
+
+    def roots(data_dir):
+        return DataOptions.from_environment(data_dir).configured()
+
+    assert locate("swuggy", subs, roots(a)) == a / "lexical" / "dev"  # --data_dir first
+    assert locate("swuggy", subs, roots(None)) == b / "zr2021" / "lexical" / "dev"
+    with pytest.raises(DataError, match=r"data folder not found; looked in: .*a/x \(--data_dir\)"):
+        locate("swuggy", ["x"], roots(a))
+    # a configured location that does not exist is an error of its own, not "not found"
+    with pytest.raises(ConfigError, match=r"--data_dir: .*nowhere does not exist"):
+        roots(tmp_path / "nowhere")
     monkeypatch.delenv("SLM_EVAL_DATA")
     with pytest.raises(DataError, match="no data location configured"):
-        locate("swuggy", subs, None)
+        locate("swuggy", subs, roots(None))

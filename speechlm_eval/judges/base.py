@@ -26,6 +26,7 @@ from ..cache import ResultCache
 from ..errors import ConfigError, PluginError
 from ..execute import ExecStats
 from ..hashing import digest, sha256_file
+from ..provenance import code_identity
 
 RESAMPLER = "scipy.signal.resample_poly"  # what Audio.resample uses; recorded in identities
 
@@ -243,9 +244,21 @@ def clear_loaded() -> None:
         _loaded.clear()
 
 
+def judge_code(judge: Judge) -> dict[str, Any]:
+    """The code identity of a judge (see :func:`speechlm_eval.provenance.code_identity`)."""
+    name = judge.name if judge.name in registry.names("judges") else None
+    return code_identity(type(judge), registry.distribution("judges", name) if name else None)
+
+
+def judge_record(judge: Judge) -> dict[str, Any]:
+    """What results record of a judge: its identity plus its code identity (``code``)."""
+    return {**judge.identity(), "code": judge_code(judge)}
+
+
 def judge_key(judge: Judge) -> str:
-    """Cache namespace of a judge: a digest of its identity."""
-    return digest({"judge": judge.identity()})
+    """Cache namespace of a judge: a digest of its identity and its code identity (added here,
+    so that a judge whose ``identity()`` leaves it out still never gets stale outputs)."""
+    return digest({"judge": judge.identity(), "code": judge_code(judge)})
 
 
 def transcribe_cached(

@@ -10,7 +10,11 @@ from .base import TaskContext, TaskOutcome, metric_entries
 
 
 def run_resynthesize(ctx: TaskContext) -> TaskOutcome:
-    from ..judges import load_judge, transcribe_cached  # judges import heavy packages lazily
+    from ..judges import (  # judges import heavy packages lazily
+        judge_record,
+        load_judge,
+        transcribe_cached,
+    )
 
     ds = ctx.dataset
     outs = ctx.run(resynthesize_capability(ctx.model, ctx.blobs))
@@ -30,4 +34,4 @@ def run_resynthesize(ctx: TaskContext) -> TaskOutcome:
     entry, hib = metric_entries(report, "none")
     scoring = {**report.info, "options": dict(ctx.cfg.scoring.options)}
     samples = list(report.per_item) if ctx.log_samples else []
-    return TaskOutcome(entry, hib, scoring, judges={"asr": judge.identity()}, samples=samples)
+    return TaskOutcome(entry, hib, scoring, judges={"asr": judge_record(judge)}, samples=samples)

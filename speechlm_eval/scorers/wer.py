@@ -481,7 +481,7 @@ class WERScorer:
     ) -> WERReport:
         """Transcribe ``audios`` (and ``original``, the dataset's own audio) with the task's
         judge through ``cache``, then :meth:`score`. The report carries the judge's identity."""
-        from ..judges import transcribe_cached
+        from ..judges import judge_record, transcribe_cached
 
         judge = self.load_judge()
         ids = list(refs)
@@ -501,5 +501,5 @@ class WERScorer:
             )
             orig = dict(zip(ids, texts, strict=True))
         report = self.score(refs, hyps, orig)
-        report.judge = judge.identity()
+        report.judge = judge_record(judge)
         return report
