@@ -58,3 +58,26 @@ def test_tolerance_file_and_cli(tmp_path, capsys):
     assert main(["compare", str(a), str(b), "--tolerance_file", str(tf)]) == 2
     assert "unknown key(s) ['defaults']" in capsys.readouterr().err
     assert main(["compare", str(a), str(tmp_path / "none.json")]) == 2
+
+
+def test_degraded_samples_fail_the_gate_that_aggregates_miss(tmp_path):
+    """40 pairs, 30 won; NEW loses 6 of them and wins none back: a 0.15 drop inside the
+    aggregate allowance (0.21), but 6 of 6 changed pairs went down (one-sided p = 1/64)."""
+    ts = "2025-01-02T03-04-05.678901"
+    paths = []
+    for name, scores in (("base", [1] * 30 + [0] * 10), ("new", [0] * 6 + [1] * 24 + [0] * 10)):
+        d = tmp_path / name
+        d.mkdir()
+        rows = [
+            {"doc_id": f"u{i}", "candidates": [f"p{i}", f"f{i}"], "score,nll_sum": float(s)}
+            for i, s in enumerate(scores)
+        ]
+        (d / f"samples_swuggy_{ts}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        acc = sum(scores) / len(scores)
+        se = (acc * (1 - acc) / (len(scores) - 1)) ** 0.5
+        res = _res(acc, se)
+        res["scoring"] = {"swuggy": {"primary_metric": "acc,nll_sum"}}
+        (d / f"results_{ts}.json").write_text(json.dumps(res))
+        paths.append(str(d / f"results_{ts}.json"))
+    assert main(["compare", *paths]) == 1  # paired: the samples are beside the results
+    assert main(["compare", *paths, "--aggregate"]) == 0
