@@ -1,7 +1,9 @@
 """The task index: every task and group YAML reachable through ``speechlm_eval.tasks``.
 
 An entry point in that group names a directory (a ``Path`` or ``str``), a YAML
-file, or a callable returning either; every ``*.yaml`` below a directory is read.
+file, or a callable returning either; every ``*.yaml`` below a directory is read,
+templates (``_*.yaml``, included by tasks) only checked, not indexed. Includes may not
+leave the directory the entry point (or ``--include_path``) names.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import registry
-from .config import GroupConfig, TaskConfig, load_config_file
+from .config import GroupConfig, TaskConfig, check_template, is_template, load_config_file
 from .errors import ConfigError
 
 
@@ -50,7 +52,9 @@ class TaskIndex:
         raise ConfigError(f"unknown task or group {name!r}; known: {known}, all")
 
 
-def _yaml_files(obj: object, origin: str) -> list[Path]:
+def _yaml_files(obj: object, origin: str) -> list[tuple[Path, Path]]:
+    """The YAML files an entry point (or ``--include_path``) names, each with its task folder
+    (the folder named, or a named file's own folder): the bound of its includes."""
     if callable(obj):
         obj = obj()
     if isinstance(obj, (list, tuple)):
@@ -59,29 +63,31 @@ def _yaml_files(obj: object, origin: str) -> list[Path]:
         raise ConfigError(f"task plugin {origin!r} must give a path to YAML files, got {obj!r}")
     p = Path(obj)
     if p.is_dir():
-        return sorted(p.rglob("*.yaml"))
+        return [(f, p) for f in sorted(p.rglob("*.yaml"))]
     if p.is_file():
-        return [p]
+        return [(p, p.parent)]
     raise ConfigError(f"task plugin {origin!r}: {p} does not exist")
 
 
 def load_index(extra_paths: Iterable[str | Path] = ()) -> TaskIndex:
     """Read every registered task/group YAML (plus ``extra_paths``, e.g. ``--include_path``)."""
-    files: list[Path] = []
+    files: list[tuple[Path, Path]] = []
     for name, obj in registry.load_all("tasks").items():
         files.extend(_yaml_files(obj, name))
     for p in extra_paths:
         files.extend(_yaml_files(p, str(p)))
     # The same file reached twice (an --include_path given twice, or pointing into a plugin's
     # folder) is one definition, not a clash of two.
-    unique: dict[Path, Path] = {}
-    for f in files:
-        unique.setdefault(f.resolve(), f)
-    files = list(unique.values())
+    unique: dict[Path, tuple[Path, Path]] = {}
+    for f, root in files:
+        unique.setdefault(f.resolve(), (f, root))
     tasks: dict[str, TaskConfig] = {}
     groups: dict[str, GroupConfig] = {}
-    for f in files:
-        cfg = load_config_file(f)
+    for f, root in unique.values():
+        if is_template(f):  # read through the tasks that include it; checked here all the same
+            check_template(f, root)
+            continue
+        cfg = load_config_file(f, root)
         name = cfg.task if isinstance(cfg, TaskConfig) else cfg.group
         if name in tasks or name in groups or name == "all":
             other = tasks[name].source_file if name in tasks else groups.get(name, cfg).source_file
