@@ -358,7 +358,9 @@ def profile_harness(
         (
             (v[2], f"{Path(f).name}:{ln}:{fn}", v[1])
             for (f, ln, fn), v in table.items()
-            if not any(x in f"{f}:{fn}" for x in ("torch", "transformers", "hf_unit_lm"))
+            if not any(
+                x in f"{f}:{fn}" for x in ("torch", "transformers", "hf_unit_lm", "units.py")
+            )
         ),
         reverse=True,
     )

@@ -6,6 +6,11 @@ centroid per frame (the "units") -> optional run-length collapse -> token ids
 ``[bos] + (units + offset) + [eos]`` -> causal LM (transformers
 AutoModelForCausalLM) -> summed log-probability.
 
+The model is composed of parts (:mod:`reference_models.units`): :class:`HFEncoder` (the
+transformers layer), a :class:`~reference_models.units.UnitTokenizer` (centroids, dedup) and a
+:class:`~reference_models.units.UnitLM` (token layout, batched log-probabilities), put together
+by :class:`UnitSpeechLM`, which ``gslm-mini`` shares with another encoder.
+
 The defaults follow slamkit (PAD=0, BOS=EOS=``<S>``=1, unit ``u`` -> token
 ``u + 2``, deduplicated units). Everything is loaded from local directories only;
 nothing is downloaded.
@@ -20,6 +25,7 @@ from __future__ import annotations
 import math
 import pickle
 import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -36,38 +42,24 @@ from speechlm_eval.model import (
     LoglikelihoodResult,
     SpeechLM,
 )
+from speechlm_eval.options import REQUIRED, Opt, Spec
 
-__all__ = ["HFUnitLM", "dedup_units", "load_centroids", "quantize"]
+from .units import FrameEncoder, UnitLM, UnitTokenizer, dedup_units, quantize
 
-_DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-}
-_DTYPE_NAMES: dict[torch.dtype, str] = {
+__all__ = ["HFEncoder", "HFUnitLM", "UnitSpeechLM", "dedup_units", "load_centroids", "quantize"]
+
+# Accepted spellings -> canonical name (recorded in identities); torch dtypes are accepted too.
+_DTYPES: dict[Any, str] = {
+    "float32": "float32",
+    "fp32": "float32",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
     torch.float32: "float32",
     torch.bfloat16: "bfloat16",
     torch.float16: "float16",
 }
-_ARGS: tuple[str, ...] = (
-    "encoder",
-    "layer",
-    "kmeans",
-    "allow_pickle",
-    "lm",
-    "offset",
-    "bos",
-    "eos",
-    "dedup",
-    "pad_audio",
-    "device",
-    "dtype",
-)
-# Arguments the harness itself consumes; tolerated here so they can be passed through.
-_HARNESS_ARGS: frozenset[str] = frozenset({"batch_size"})
 _NPY_MAGIC = b"\x93NUMPY"
 
 
@@ -79,117 +71,91 @@ def _dtype_kwarg() -> str:
     return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
 
 
-# --- argument parsing ------------------------------------------------------------------------
+# --- arguments -------------------------------------------------------------------------------
 
 
-def _parse_int(name: str, value: Any) -> int:
-    """An int from an int or a decimal string (``--model_args`` values arrive as strings)."""
-    if isinstance(value, bool):  # bool is an int subclass; "layer=True" is a mistake
-        raise ConfigError(f"model argument {name!r}: expected an integer, got {value!r}")
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            pass
-    raise ConfigError(f"model argument {name!r}: expected an integer, got {value!r}")
-
-
-def _parse_optional_int(name: str, value: Any) -> int | None:
-    """An int, or None for ``None`` / ``"none"`` (case-insensitive)."""
-    if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
-        return None
-    try:
-        return _parse_int(name, value)
-    except ConfigError:
-        raise ConfigError(
-            f"model argument {name!r}: expected an integer token id or 'none', got {value!r}"
-        ) from None
-
-
-def _parse_bool(name: str, value: Any) -> bool:
-    """A bool from a bool or one of true/false, 1/0, yes/no (case-insensitive)."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        v = value.strip().lower()
-        if v in ("true", "1", "yes"):
-            return True
-        if v in ("false", "0", "no"):
-            return False
-    raise ConfigError(f"model argument {name!r}: expected true or false, got {value!r}")
-
-
-def _parse_dtype(value: Any) -> torch.dtype:
-    if isinstance(value, torch.dtype) and value in _DTYPE_NAMES:
-        return value
-    if isinstance(value, str) and value.strip().lower() in _DTYPES:
-        return _DTYPES[value.strip().lower()]
-    raise ConfigError(
-        f"model argument 'dtype': expected one of float32, bfloat16, float16, got {value!r}"
-    )
-
-
-def _parse_device(value: Any) -> torch.device:
+def torch_device(value: Any) -> torch.device:
+    """An ``Opt.check``: a torch device that exists here (``cpu``, ``cuda``, ``cuda:1``)."""
     try:
         device = torch.device(str(value))
     except (RuntimeError, ValueError):
-        raise ConfigError(
-            f"model argument 'device': expected a torch device such as cpu or cuda:0, got {value!r}"
-        ) from None
+        raise ValueError(f"expected a torch device such as cpu or cuda:0, got {value!r}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"model argument 'device': {value!r} requested but CUDA is not available")
+        raise ValueError(f"{value!r} requested but CUDA is not available")
     return device
 
 
-def _model_dir(name: str, value: Any, what: str) -> Path:
-    """A local model directory with a config.json (we never download)."""
-    if value is None or str(value).strip() == "":
-        raise ConfigError(f"model argument {name!r} is required: the local directory of {what}")
-    path = Path(str(value)).expanduser()
-    if not path.is_dir():
-        raise ConfigError(
-            f"model argument {name!r}: {path} is not an existing directory "
-            f"(expected a local directory of {what})"
-        )
-    if not (path / "config.json").is_file():
-        raise ConfigError(
-            f"model argument {name!r}: {path} has no config.json "
-            f"(expected a local directory of {what}, as written by save_pretrained)"
-        )
-    return path
+def _model_dir(what: str) -> Callable[[Path], Path]:
+    """An ``Opt.check``: a local model directory with a config.json (we never download)."""
+
+    def check(path: Path) -> Path:
+        if not path.is_dir():
+            raise ValueError(
+                f"{path} is not an existing directory (expected a local directory of {what})"
+            )
+        if not (path / "config.json").is_file():
+            raise ValueError(
+                f"{path} has no config.json "
+                f"(expected a local directory of {what}, as written by save_pretrained)"
+            )
+        return path
+
+    return check
+
+
+# Arguments the harness itself may pass (lm-eval habit); accepted, and they change nothing.
+BATCH_SIZE = Opt(object, None, identity=False, doc="ignored: batching is the harness' --batch_size")
+_ENCODER = "a transformers HuBERT model"
+_LM = "a transformers AutoModelForCausalLM"
+
+OPTIONS = Spec(
+    {
+        "encoder": Opt(
+            Path,
+            REQUIRED,
+            check=_model_dir(_ENCODER),
+            identity=False,
+            doc=f"the local directory of {_ENCODER}",
+        ),
+        "layer": Opt(int, None, doc="hidden_states index (0 = transformer input; default last)"),
+        "kmeans": Opt(
+            Path, REQUIRED, identity=False, doc="a .npy file of K-means centroids (K, D)"
+        ),
+        "allow_pickle": Opt(bool, False, identity=False, doc="read a pickled sklearn KMeans"),
+        "lm": Opt(
+            Path,
+            REQUIRED,
+            check=_model_dir(_LM),
+            identity=False,
+            doc=f"the local directory of {_LM}",
+        ),
+        "offset": Opt(int, 2, ge=0, doc="token id of unit 0"),
+        # slamkit's layout (PAD=0, <S>=1 as both BOS and EOS) only applies when units start at 2.
+        "bos": Opt(
+            int,
+            nullable=True,
+            derive=lambda v: 1 if v["offset"] == 2 else None,
+            expect="an integer token id or none",
+        ),
+        "eos": Opt(
+            int,
+            nullable=True,
+            derive=lambda v: 1 if v["offset"] == 2 else None,
+            expect="an integer token id or none",
+        ),
+        "dedup": Opt(bool, True, doc="collapse repeated consecutive units"),
+        "pad_audio": Opt(int, 0, ge=0, doc="zero samples added on each side"),
+        "device": Opt(str, "cpu", check=torch_device, identity=False),
+        "dtype": Opt(
+            object, "float32", choices=_DTYPES, expect="one of float32, bfloat16, float16"
+        ),
+        "batch_size": BATCH_SIZE,
+    },
+    noun="model argument",
+)
 
 
 # --- units -----------------------------------------------------------------------------------
-
-
-def dedup_units(units: np.ndarray) -> np.ndarray:
-    """Run-length collapse: drop each unit equal to its predecessor (``1 1 2 2 1`` -> ``1 2 1``)."""
-    u = np.asarray(units)
-    if u.ndim != 1:
-        raise ValueError(f"expected a 1-D unit sequence, got shape {u.shape}")
-    if u.size == 0:
-        return u.copy()
-    keep = np.empty(u.shape, dtype=bool)
-    keep[0] = True
-    np.not_equal(u[1:], u[:-1], out=keep[1:])
-    return u[keep]
-
-
-def quantize(features: np.ndarray | torch.Tensor, centroids: np.ndarray) -> np.ndarray:
-    """Index of the nearest centroid (squared Euclidean) for each row of ``features``.
-
-    Computed in float64 with the expanded form ``|x|^2 - 2 x.c + |c|^2`` so that
-    near-ties resolve the same way as a direct computation; exact ties go to the
-    lowest index (argmin returns the first minimum).
-    """
-    x = torch.as_tensor(features).detach().to("cpu", torch.float64)
-    c = torch.as_tensor(np.asarray(centroids), dtype=torch.float64)
-    if x.ndim != 2 or c.ndim != 2 or x.shape[1] != c.shape[1]:
-        raise ValueError(f"features {tuple(x.shape)} and centroids {tuple(c.shape)} do not match")
-    d = (x * x).sum(1, keepdim=True) - 2.0 * (x @ c.T) + (c * c).sum(1)[None, :]
-    return torch.argmin(d, dim=1).numpy().astype(np.int64)
 
 
 _PICKLE_HELP = (
@@ -278,13 +244,359 @@ def _receptive_field(kernels: list[int], strides: list[int]) -> int:
     return r
 
 
-# --- the plugin ------------------------------------------------------------------------------
+# --- loading ---------------------------------------------------------------------------------
 
 
-class HFUnitLM(SpeechLM):
+def load_config(name: str, path: Path) -> Any:
+    """``AutoConfig`` of a local model directory; a ConfigError names the argument ``name``."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(str(path), local_files_only=True)
+    except Exception as e:  # unknown model_type, malformed JSON, ...
+        raise ConfigError(
+            f"model argument {name!r}: cannot read {path}/config.json ({type(e).__name__}: {e})"
+        ) from None
+
+
+def load_pretrained(
+    name: str, auto_cls: Any, path: Path, dtype: torch.dtype, device: torch.device
+) -> torch.nn.Module:
+    """``auto_cls.from_pretrained`` from a local directory, in eval mode on ``device``."""
+    try:
+        # transformers reads model.safetensors, or a .bin with torch.load(weights_only=True)
+        model = auto_cls.from_pretrained(
+            str(path), local_files_only=True, **{_dtype_kwarg(): dtype}
+        )
+    except pickle.UnpicklingError:
+        pickles = ", ".join(sorted(f.name for f in path.glob("*.bin"))) or "a weights file"
+        raise ConfigError(
+            f"model argument {name!r}: {path}: {pickles} is refused by "
+            "torch.load(weights_only=True): the pickle holds objects other than tensors, "
+            "and loading them would run code from the file; expected model.safetensors or "
+            "a tensors-only pytorch_model.bin (re-save it with save_pretrained in a trusted "
+            "environment)"
+        ) from None
+    except Exception as e:
+        raise ConfigError(
+            f"model argument {name!r}: cannot load {auto_cls.__name__} from {path} "
+            f"({type(e).__name__}: {e})"
+        ) from None
+    return model.to(device).eval()
+
+
+# --- the parts -------------------------------------------------------------------------------
+
+
+class HFEncoder:
+    """Frame encoder: one hidden layer of a transformers HuBERT / wav2vec2 / WavLM model.
+
+    ``config``: the encoder's ``AutoConfig`` (read and checked first, see :meth:`check_config`);
+    ``layer``: ``hidden_states`` index, 0..num_hidden_layers; ``pad_audio``: zero samples
+    added on each side of the waveform; the preprocessor config, when the directory has one,
+    normalises the input as the encoder was trained.
+    """
+
+    sample_rate = 16000
+
+    def __init__(
+        self,
+        path: Path,
+        config: Any,
+        layer: int,
+        pad_audio: int,
+        dtype: torch.dtype,
+        device: torch.device,
+    ) -> None:
+        self.path, self.layer, self.pad_audio = path, layer, pad_audio
+        self.dtype, self.device = dtype, device
+        self.dim = int(config.hidden_size)
+        self.feature_extractor = None
+        self.preprocessor_sha256: str | None = None
+        encoder_rate = 16000
+        if (path / "preprocessor_config.json").is_file():
+            from transformers import AutoFeatureExtractor
+
+            try:
+                self.feature_extractor = AutoFeatureExtractor.from_pretrained(
+                    str(path), local_files_only=True
+                )
+            except Exception as e:
+                raise ConfigError(
+                    f"model argument 'encoder': cannot load {path}/preprocessor_config.json "
+                    f"({type(e).__name__}: {e})"
+                ) from None
+            encoder_rate = int(getattr(self.feature_extractor, "sampling_rate", 16000))
+            self.preprocessor_sha256 = sha256_file(path / "preprocessor_config.json")
+        if encoder_rate != self.sample_rate:
+            raise ConfigError(
+                f"model argument 'encoder': its preprocessor expects {encoder_rate} Hz audio; "
+                f"this plugin feeds {self.sample_rate} Hz"
+            )
+        self.kernels = [int(k) for k in config.conv_kernel]
+        self.strides = [int(s) for s in config.conv_stride]
+        self.min_samples = _receptive_field(self.kernels, self.strides)
+        self.frame_rate = encoder_rate / math.prod(self.strides)
+
+        from transformers import AutoModel
+
+        self.model = load_pretrained("encoder", AutoModel, path, dtype, device)
+        self._truncate(int(config.num_hidden_layers))
+
+    @staticmethod
+    def check_config(path: Path, layer: int | None) -> tuple[Any, int]:
+        """(config, layer index) of the encoder at ``path``, read and checked before any
+        weights are loaded: a HuBERT-like config, ``layer`` in range (None: the last;
+        negative: counted from the end, Python-style)."""
+        config = load_config("encoder", path)
+        for attr in ("conv_stride", "conv_kernel", "hidden_size", "num_hidden_layers"):
+            if not hasattr(config, attr):
+                raise ConfigError(
+                    f"model argument 'encoder': {path} holds a "
+                    f"{config.model_type!r} model; expected a HuBERT / wav2vec2 / WavLM "
+                    f"encoder (its config has no {attr!r})"
+                )
+        n_layers = int(config.num_hidden_layers)
+        index = n_layers if layer is None else layer
+        if index < 0:  # Python-style: -1 is the last layer
+            index += n_layers + 1
+        if not 0 <= index <= n_layers:
+            raise ConfigError(
+                f"model argument 'layer': expected 0..{n_layers} for this {n_layers}-layer "
+                f"encoder (0 = transformer input, {n_layers} = last layer), got {layer!r}"
+            )
+        return config, index
+
+    def _truncate(self, n_layers: int) -> None:
+        """Drop transformer layers above ``layer``: they cannot affect ``hidden_states[layer]``.
+
+        Only for post-layer-norm encoders (HuBERT-base and its kin, used by GSLM/TWIST/SLAM):
+        there ``hidden_states[i]`` is the raw output of layer ``i`` in every transformers
+        version, so cutting the stack changes nothing but the cost. Stable-layer-norm encoders
+        apply a final norm to the last entry in transformers 4.x, so their stack is kept whole.
+        One layer is always kept so that the hidden-state hooks fire.
+        """
+        if getattr(self.model.config, "do_stable_layer_norm", False):
+            return
+        encoder = getattr(self.model, "encoder", None)
+        layers = getattr(encoder, "layers", None)
+        if isinstance(layers, torch.nn.ModuleList) and len(layers) == n_layers:
+            keep = max(self.layer, 1)
+            if keep < n_layers:
+                encoder.layers = layers[:keep]
+
+    @torch.inference_mode()
+    def __call__(self, audio: Audio) -> np.ndarray:
+        """Layer features (frames x dims, float32) of one utterance.
+
+        One utterance per forward pass: HuBERT-base-style encoders take no attention mask,
+        so padding a batch would change the outputs and make results depend on batch size.
+        """
+        wav = audio.samples
+        if self.pad_audio:
+            # Zero padding of the raw signal (slamkit pads 40 samples each side for mHuBERT-25Hz).
+            wav = np.pad(wav, (self.pad_audio, self.pad_audio))
+        if wav.size < self.min_samples:
+            raise DataError(
+                f"{audio.source}: audio has {audio.samples.size} samples, the encoder needs at "
+                f"least {self.min_samples - 2 * self.pad_audio} for one frame"
+            )
+        if self.feature_extractor is not None:
+            wav = self.feature_extractor(wav, sampling_rate=self.sample_rate, return_tensors="np")[
+                "input_values"
+            ][0]
+        x = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))[None]
+        x = x.to(self.device, self.dtype)
+        out = self.model(x, output_hidden_states=True)
+        hidden = out.hidden_states
+        if hidden is None or len(hidden) <= self.layer:
+            raise PluginError(
+                f"encoder returned {0 if hidden is None else len(hidden)} hidden states, "
+                f"layer {self.layer} requested"
+            )
+        feats = hidden[self.layer][0].float().cpu().numpy()
+        expected = _conv_out_len(wav.size, self.kernels, self.strides)
+        if feats.shape[0] != expected:  # guards the frame-rate bookkeeping of encode()
+            raise PluginError(f"encoder gave {feats.shape[0]} frames, expected {expected}")
+        return feats
+
+
+def check_layout(
+    lm_dir: Path, lm_config: Any, n_units: int, offset: int, bos: int | None, eos: int | None
+) -> None:
+    """The token layout fits the LM's vocabulary: units at ``offset..offset+K-1``, BOS/EOS
+    inside the vocabulary and outside the units. Checked on the config, before loading."""
+    vocab_size = getattr(lm_config, "vocab_size", None)
+    if not isinstance(vocab_size, int):
+        raise ConfigError(f"model argument 'lm': {lm_dir}/config.json has no vocab_size")
+    if offset + n_units > vocab_size:
+        raise ConfigError(
+            f"model argument 'kmeans'/'offset': {n_units} units at offset {offset} need "
+            f"token ids up to {offset + n_units - 1}, but the LM ('lm') vocabulary has "
+            f"only {vocab_size} tokens (expected offset + K <= vocab_size)"
+        )
+    for name, tok in (("bos", bos), ("eos", eos)):
+        if tok is None:
+            continue
+        if not 0 <= tok < vocab_size:
+            raise ConfigError(
+                f"model argument {name!r}: token id {tok} is outside the LM vocabulary "
+                f"(0..{vocab_size - 1})"
+            )
+        if offset <= tok < offset + n_units:
+            raise ConfigError(
+                f"model argument {name!r}: token id {tok} collides with unit "
+                f"{tok - offset} (units occupy {offset}..{offset + n_units - 1}); expected a "
+                "special token below 'offset' or 'none'"
+            )
+
+
+def load_unit_lm(
+    path: Path,
+    config: Any,
+    n_units: int,
+    dtype: torch.dtype,
+    device: torch.device,
+    *,
+    offset: int,
+    bos: int | None,
+    eos: int | None,
+) -> UnitLM:
+    """The causal LM at ``path`` (its ``config`` already read and checked, see
+    :func:`check_layout`) as a :class:`UnitLM` with this token layout."""
+    from transformers import AutoModelForCausalLM
+
+    lm = load_pretrained("lm", AutoModelForCausalLM, path, dtype, device)
+    emb = lm.get_input_embeddings()
+    if emb is not None and offset + n_units > emb.num_embeddings:
+        raise ConfigError(
+            f"model argument 'kmeans'/'offset': {n_units} units at offset {offset} exceed the "
+            f"LM ('lm') embedding table of {emb.num_embeddings} rows"
+        )
+    max_tokens = getattr(config, "max_position_embeddings", None)
+    return UnitLM(
+        lm, n_units=n_units, offset=offset, bos=bos, eos=eos, max_tokens=max_tokens, device=device
+    )
+
+
+# --- the models ------------------------------------------------------------------------------
+
+
+class UnitSpeechLM(SpeechLM):
+    """A speech LM composed of parts: frame encoder -> unit tokenizer -> unit LM.
+
+    Subclasses build the parts (from arguments, from a checkpoint) and hand them to
+    ``__init__``; the unit, token, batching and scoring path (``units``, ``tokens``,
+    ``loglikelihood``, ``encode``) is this class's, the same for every encoder. ``label``
+    names the model in errors about requests.
+    """
+
+    capabilities: ClassVar[frozenset[str]] = frozenset({"loglikelihood", "encode"})
+    sample_rate: int | None = 16000
+    label: ClassVar[str] = "unit speech LM"
+
+    def __init__(
+        self,
+        encoder: FrameEncoder,
+        tokenizer: UnitTokenizer,
+        unit_lm: UnitLM,
+        dtype: str = "float32",
+        model_args: Mapping[str, Any] | None = None,
+    ) -> None:
+        # ``model_args``: as given (the harness' ``device`` among them); a separate mapping, as
+        # model arguments may share names with the parts (hf-unit-lm's ``encoder``, ``lm``).
+        super().__init__(**dict(model_args or {}))
+        self.encoder, self.tokenizer, self.unit_lm = encoder, tokenizer, unit_lm
+        self._dtype = dtype
+
+    @property
+    def dtype(self) -> str:
+        """Compute dtype of the encoder and the LM (``float32``, ``bfloat16`` or ``float16``)."""
+        return self._dtype
+
+    @property
+    def frame_rate(self) -> float:
+        """Encoder frames per second."""
+        return self.encoder.frame_rate
+
+    @property
+    def n_units(self) -> int:
+        """Number of K-means clusters (K)."""
+        return self.tokenizer.n_units
+
+    def units(self, audio: Audio) -> np.ndarray:
+        """Unit sequence (int64; run-length collapsed if ``dedup``) of 16 kHz ``audio``."""
+        return self.tokenizer(self._features(audio))
+
+    def frame_units(self, audio: Audio) -> np.ndarray:
+        """Units of every encoder frame (int64, never collapsed)."""
+        return self.tokenizer.frame_units(self._features(audio))
+
+    def tokens(self, audio: Audio) -> list[int]:
+        """LM token ids ``[bos] + (units + offset) + [eos]`` (bos/eos omitted when none)."""
+        return self.unit_lm.tokens(self.units(audio))
+
+    @torch.inference_mode()
+    def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
+        """Sum of ``log p(token | previous tokens)`` over all tokens after the first, per request.
+
+        All requests go through the LM as one right-padded batch with an attention mask.
+        """
+        if not requests:
+            return []
+        seqs: list[list[int]] = []
+        max_tokens = self.unit_lm.max_tokens
+        for req in requests:
+            if req.audio is None:
+                raise ValueError(
+                    f"{self.label} scores speech only; request {req.key!r} has no audio"
+                )
+            if req.text is not None:
+                raise ValueError(
+                    f"{self.label} cannot score text; request {req.key!r} has text set"
+                )
+            ids = self.tokens(req.audio)
+            where = req.key or req.audio.source
+            if len(ids) < 2:
+                raise DataError(
+                    f"{where}: only {len(ids)} token(s) to score; need at least 2 "
+                    "(use bos/eos, or longer audio)"
+                )
+            if max_tokens is not None and len(ids) > int(max_tokens):
+                raise DataError(
+                    f"{where}: {len(ids)} tokens exceed the LM context of {max_tokens} "
+                    f"({req.audio.duration:.1f} s of audio)"
+                )
+            seqs.append(ids)
+        totals = self.unit_lm.logprobs(seqs)
+        return [
+            LoglikelihoodResult(logprob=t, num_tokens=len(s) - 1)
+            for t, s in zip(totals, seqs, strict=True)
+        ]
+
+    def encode(self, requests: list[EncodeRequest]) -> list[EncodeResult]:
+        """Continuous encoder features (frames x dims, float32) per request."""
+        return [
+            EncodeResult(features=self._features(req.audio), frame_rate=self.frame_rate)
+            for req in requests
+        ]
+
+    def _features(self, audio: Audio) -> np.ndarray:
+        """The encoder's frames of one 16 kHz clip (what the units quantise)."""
+        if not isinstance(audio, Audio):
+            raise TypeError(f"expected an Audio, got {type(audio).__name__}")
+        if audio.sample_rate != self.sample_rate:
+            raise ValueError(
+                f"{audio.source}: audio is {audio.sample_rate} Hz, {self.label} needs "
+                f"{self.sample_rate} Hz (the runner resamples)"
+            )
+        return self.encoder(audio)
+
+
+class HFUnitLM(UnitSpeechLM):
     """Unit language model over K-means-quantised HuBERT-style features (GSLM, TWIST, SLAM).
 
-    Keyword arguments (strings from ``--model_args`` are parsed):
+    Keyword arguments (strings from ``--model_args`` are parsed, see :data:`OPTIONS`):
 
     - ``encoder``: local directory of a transformers HubertModel / Wav2Vec2Model / WavLMModel.
     - ``layer``: ``hidden_states`` index to quantise (0 = transformer input; default: last).
@@ -298,228 +610,55 @@ class HFUnitLM(SpeechLM):
     - ``device`` (default cpu), ``dtype`` (float32 | bfloat16 | float16; default float32).
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({"loglikelihood", "encode"})
-    sample_rate: int | None = 16000
+    label = "HFUnitLM"
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        unknown = sorted(set(kwargs) - set(_ARGS) - _HARNESS_ARGS)
-        if unknown:
-            raise ConfigError(
-                f"unknown model argument(s) for HFUnitLM: {', '.join(unknown)}; "
-                f"accepted: {', '.join(_ARGS)}"
-            )
-
-        # Parse and check everything cheap before loading any weights, so that a typo
+        # Everything cheap is parsed and checked before any weights load, so that a typo
         # fails in milliseconds rather than after a multi-GB load.
-        encoder_dir = _model_dir("encoder", kwargs.get("encoder"), "a transformers HuBERT model")
-        lm_dir = _model_dir("lm", kwargs.get("lm"), "a transformers AutoModelForCausalLM")
-        if kwargs.get("kmeans") in (None, ""):
+        o = OPTIONS.parse("hf-unit-lm", kwargs)
+        dtype = getattr(torch, o["dtype"])
+        centroids = load_centroids(o["kmeans"], allow_pickle=o["allow_pickle"])
+        enc_config, layer = HFEncoder.check_config(o["encoder"], o["layer"])
+        if centroids.shape[1] != int(enc_config.hidden_size):
             raise ConfigError(
-                "model argument 'kmeans' is required: a .npy file of K-means centroids (K, D)"
+                f"model argument 'kmeans': centroids have dimension {centroids.shape[1]}, but "
+                f"encoder layer {layer} has hidden size {enc_config.hidden_size} (expected "
+                f"centroids of shape (K, {enc_config.hidden_size}) fitted on this encoder)"
             )
-        allow_pickle = _parse_bool("allow_pickle", kwargs.get("allow_pickle", False))
-        kmeans_path = Path(str(kwargs["kmeans"])).expanduser()
-        self._centroids = load_centroids(kmeans_path, allow_pickle=allow_pickle)
-        n_units, centroid_dim = self._centroids.shape
-
-        self._offset = _parse_int("offset", kwargs.get("offset", 2))
-        if self._offset < 0:
-            raise ConfigError(f"model argument 'offset': expected >= 0, got {self._offset}")
-        # slamkit's layout (PAD=0, <S>=1 as both BOS and EOS) only applies when units start at 2.
-        default_special = 1 if self._offset == 2 else None
-        self._bos = _parse_optional_int("bos", kwargs.get("bos", default_special))
-        self._eos = _parse_optional_int("eos", kwargs.get("eos", default_special))
-        self._dedup = _parse_bool("dedup", kwargs.get("dedup", True))
-        self._pad_audio = _parse_int("pad_audio", kwargs.get("pad_audio", 0))
-        if self._pad_audio < 0:
-            raise ConfigError(f"model argument 'pad_audio': expected >= 0, got {self._pad_audio}")
-        self._torch_dtype = _parse_dtype(kwargs.get("dtype", "float32"))
-        self._device = _parse_device(kwargs.get("device", "cpu"))
-
-        enc_config = self._load_config("encoder", encoder_dir)
-        for attr in ("conv_stride", "conv_kernel", "hidden_size", "num_hidden_layers"):
-            if not hasattr(enc_config, attr):
-                raise ConfigError(
-                    f"model argument 'encoder': {encoder_dir} holds a "
-                    f"{enc_config.model_type!r} model; expected a HuBERT / wav2vec2 / WavLM "
-                    f"encoder (its config has no {attr!r})"
-                )
-        n_layers = int(enc_config.num_hidden_layers)
-        layer_arg = kwargs.get("layer")
-        layer = n_layers if layer_arg in (None, "") else _parse_int("layer", layer_arg)
-        if layer < 0:  # Python-style: -1 is the last layer
-            layer += n_layers + 1
-        if not 0 <= layer <= n_layers:
-            raise ConfigError(
-                f"model argument 'layer': expected 0..{n_layers} for this {n_layers}-layer "
-                f"encoder (0 = transformer input, {n_layers} = last layer), got {layer_arg!r}"
-            )
-        self._layer = layer
-        if centroid_dim != int(enc_config.hidden_size):
-            raise ConfigError(
-                f"model argument 'kmeans': centroids have dimension {centroid_dim}, but encoder "
-                f"layer {layer} has hidden size {enc_config.hidden_size} (expected centroids "
-                f"of shape (K, {enc_config.hidden_size}) fitted on this encoder)"
-            )
-
-        lm_config = self._load_config("lm", lm_dir)
-        vocab_size = getattr(lm_config, "vocab_size", None)
-        if not isinstance(vocab_size, int):
-            raise ConfigError(f"model argument 'lm': {lm_dir}/config.json has no vocab_size")
-        if self._offset + n_units > vocab_size:
-            raise ConfigError(
-                f"model argument 'kmeans'/'offset': {n_units} units at offset {self._offset} need "
-                f"token ids up to {self._offset + n_units - 1}, but the LM ('lm') vocabulary has "
-                f"only {vocab_size} tokens (expected offset + K <= vocab_size)"
-            )
-        for name, tok in (("bos", self._bos), ("eos", self._eos)):
-            if tok is None:
-                continue
-            if not 0 <= tok < vocab_size:
-                raise ConfigError(
-                    f"model argument {name!r}: token id {tok} is outside the LM vocabulary "
-                    f"(0..{vocab_size - 1})"
-                )
-            if self._offset <= tok < self._offset + n_units:
-                raise ConfigError(
-                    f"model argument {name!r}: token id {tok} collides with unit "
-                    f"{tok - self._offset} (units occupy {self._offset}.."
-                    f"{self._offset + n_units - 1}); expected a special token below 'offset' "
-                    "or 'none'"
-                )
-        self._max_tokens = getattr(lm_config, "max_position_embeddings", None)
-
+        tokenizer = UnitTokenizer(centroids, o["dedup"])
+        lm_config = load_config("lm", o["lm"])
+        check_layout(o["lm"], lm_config, tokenizer.n_units, o["offset"], o["bos"], o["eos"])
         # Hashed once here: identity() is called for every cache lookup and must be cheap.
         self._identity_parts = {
-            "encoder": saved_model_identity("encoder", encoder_dir),
+            "encoder": saved_model_identity("encoder", o["encoder"]),
             "kmeans": {
-                "path": str(kmeans_path.resolve()),
-                "sha256": sha256_file(kmeans_path),
-                "n_units": int(n_units),
+                "path": str(o["kmeans"].resolve()),
+                "sha256": sha256_file(o["kmeans"]),
+                "n_units": tokenizer.n_units,
             },
-            "lm": saved_model_identity("lm", lm_dir),
+            "lm": saved_model_identity("lm", o["lm"]),
         }
+        self._settings = {**OPTIONS.identity(o), "layer": layer}  # the layer as resolved
 
-        # Input normalisation as the encoder's preprocessor config prescribes (if it has one).
-        self._feature_extractor = None
-        encoder_rate = 16000
-        if (encoder_dir / "preprocessor_config.json").is_file():
-            from transformers import AutoFeatureExtractor
+        encoder = HFEncoder(o["encoder"], enc_config, layer, o["pad_audio"], dtype, o["device"])
+        if encoder.preprocessor_sha256 is not None:
+            self._identity_parts["encoder"]["preprocessor_hash"] = encoder.preprocessor_sha256
+        layout = {k: o[k] for k in ("offset", "bos", "eos")}
+        unit_lm = load_unit_lm(o["lm"], lm_config, tokenizer.n_units, dtype, o["device"], **layout)
+        super().__init__(encoder, tokenizer, unit_lm, o["dtype"], kwargs)
+        self._probe()
 
-            try:
-                self._feature_extractor = AutoFeatureExtractor.from_pretrained(
-                    str(encoder_dir), local_files_only=True
-                )
-            except Exception as e:
-                raise ConfigError(
-                    f"model argument 'encoder': cannot load {encoder_dir}/preprocessor_config.json "
-                    f"({type(e).__name__}: {e})"
-                ) from None
-            encoder_rate = int(getattr(self._feature_extractor, "sampling_rate", 16000))
-            self._identity_parts["encoder"]["preprocessor_hash"] = sha256_file(
-                encoder_dir / "preprocessor_config.json"
-            )
-        if encoder_rate != self.sample_rate:
-            raise ConfigError(
-                f"model argument 'encoder': its preprocessor expects {encoder_rate} Hz audio; "
-                f"this plugin feeds {self.sample_rate} Hz"
-            )
-        self._kernels = [int(k) for k in enc_config.conv_kernel]
-        self._strides = [int(s) for s in enc_config.conv_stride]
-        self._min_samples = _receptive_field(self._kernels, self._strides)
-        self._frame_rate = encoder_rate / math.prod(self._strides)
-
-        from transformers import AutoModel, AutoModelForCausalLM
-
-        self._encoder = self._load_model("encoder", AutoModel, encoder_dir)
-        self._truncate_encoder(n_layers)
-        self._lm = self._load_model("lm", AutoModelForCausalLM, lm_dir)
-        emb = self._lm.get_input_embeddings()
-        if emb is not None and self._offset + n_units > emb.num_embeddings:
-            raise ConfigError(
-                f"model argument 'kmeans'/'offset': {n_units} units at offset {self._offset} "
-                f"exceed the LM ('lm') embedding table of {emb.num_embeddings} rows"
-            )
-
-        # Dry run: proves the encoder returns the requested layer with the centroids' dimension.
-        probe = Audio(np.zeros(max(self._min_samples, 1600), dtype=np.float32), self.sample_rate)
+    def _probe(self) -> None:
+        """Dry run: the encoder returns the requested layer with the centroids' dimension."""
+        probe = Audio(
+            np.zeros(max(self.encoder.min_samples, 1600), dtype=np.float32), self.sample_rate
+        )
         feats = self._features(probe)
-        if feats.ndim != 2 or feats.shape[1] != centroid_dim:
+        if feats.ndim != 2 or feats.shape[1] != self.tokenizer.dim:
             raise PluginError(
-                f"encoder {encoder_dir} layer {layer} produced features of shape "
-                f"{tuple(feats.shape)}, expected (frames, {centroid_dim})"
+                f"encoder {self.encoder.path} layer {self.encoder.layer} produced features of "
+                f"shape {tuple(feats.shape)}, expected (frames, {self.tokenizer.dim})"
             )
-
-    # --- loading helpers ---------------------------------------------------------------------
-
-    @staticmethod
-    def _load_config(name: str, path: Path) -> Any:
-        from transformers import AutoConfig
-
-        try:
-            return AutoConfig.from_pretrained(str(path), local_files_only=True)
-        except Exception as e:  # unknown model_type, malformed JSON, ...
-            raise ConfigError(
-                f"model argument {name!r}: cannot read {path}/config.json ({type(e).__name__}: {e})"
-            ) from None
-
-    def _load_model(self, name: str, auto_cls: Any, path: Path) -> torch.nn.Module:
-        try:
-            # transformers reads model.safetensors, or a .bin with torch.load(weights_only=True)
-            model = auto_cls.from_pretrained(
-                str(path), local_files_only=True, **{_dtype_kwarg(): self._torch_dtype}
-            )
-        except pickle.UnpicklingError:
-            pickles = ", ".join(sorted(f.name for f in path.glob("*.bin"))) or "a weights file"
-            raise ConfigError(
-                f"model argument {name!r}: {path}: {pickles} is refused by "
-                "torch.load(weights_only=True): the pickle holds objects other than tensors, "
-                "and loading them would run code from the file; expected model.safetensors or "
-                "a tensors-only pytorch_model.bin (re-save it with save_pretrained in a trusted "
-                "environment)"
-            ) from None
-        except Exception as e:
-            raise ConfigError(
-                f"model argument {name!r}: cannot load {auto_cls.__name__} from {path} "
-                f"({type(e).__name__}: {e})"
-            ) from None
-        return model.to(self._device).eval()
-
-    def _truncate_encoder(self, n_layers: int) -> None:
-        """Drop transformer layers above ``layer``: they cannot affect ``hidden_states[layer]``.
-
-        Only for post-layer-norm encoders (HuBERT-base and its kin, used by GSLM/TWIST/SLAM):
-        there ``hidden_states[i]`` is the raw output of layer ``i`` in every transformers
-        version, so cutting the stack changes nothing but the cost. Stable-layer-norm encoders
-        apply a final norm to the last entry in transformers 4.x, so their stack is kept whole.
-        One layer is always kept so that the hidden-state hooks fire.
-        """
-        if getattr(self._encoder.config, "do_stable_layer_norm", False):
-            return
-        encoder = getattr(self._encoder, "encoder", None)
-        layers = getattr(encoder, "layers", None)
-        if isinstance(layers, torch.nn.ModuleList) and len(layers) == n_layers:
-            keep = max(self._layer, 1)
-            if keep < n_layers:
-                encoder.layers = layers[:keep]
-
-    # --- public API --------------------------------------------------------------------------
-
-    @property
-    def dtype(self) -> str:
-        """Compute dtype of the encoder and the LM (``float32``, ``bfloat16`` or ``float16``)."""
-        return _DTYPE_NAMES[self._torch_dtype]
-
-    @property
-    def frame_rate(self) -> float:
-        """Encoder frames per second (sample rate / total convolution stride)."""
-        return self._frame_rate
-
-    @property
-    def n_units(self) -> int:
-        """Number of K-means clusters (K)."""
-        return int(self._centroids.shape[0])
 
     def identity(self) -> dict[str, Any]:
         """Class, file hashes and every output-affecting setting (not the device)."""
@@ -530,126 +669,5 @@ class HFUnitLM(SpeechLM):
             "encoder": dict(parts["encoder"]),
             "kmeans": dict(parts["kmeans"]),
             "lm": dict(parts["lm"]),
-            "layer": self._layer,
-            "offset": self._offset,
-            "bos": self._bos,
-            "eos": self._eos,
-            "dedup": self._dedup,
-            "pad_audio": self._pad_audio,
-            "dtype": self.dtype,
+            **self._settings,
         }
-
-    def units(self, audio: Audio) -> np.ndarray:
-        """Unit sequence (int64; run-length collapsed if ``dedup``) of 16 kHz ``audio``."""
-        units = quantize(self._features(audio), self._centroids)
-        return dedup_units(units) if self._dedup else units
-
-    def tokens(self, audio: Audio) -> list[int]:
-        """LM token ids ``[bos] + (units + offset) + [eos]`` (bos/eos omitted when none)."""
-        ids = (self.units(audio) + self._offset).tolist()
-        if self._bos is not None:
-            ids.insert(0, self._bos)
-        if self._eos is not None:
-            ids.append(self._eos)
-        return ids
-
-    @torch.inference_mode()
-    def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
-        """Sum of ``log p(token | previous tokens)`` over all tokens after the first, per request.
-
-        All requests go through the LM as one right-padded batch with an attention mask.
-        """
-        if not requests:
-            return []
-        seqs: list[list[int]] = []
-        for req in requests:
-            if req.audio is None:
-                raise ValueError(f"HFUnitLM scores speech only; request {req.key!r} has no audio")
-            if req.text is not None:
-                raise ValueError(f"HFUnitLM cannot score text; request {req.key!r} has text set")
-            ids = self.tokens(req.audio)
-            where = req.key or req.audio.source
-            if len(ids) < 2:
-                raise DataError(
-                    f"{where}: only {len(ids)} token(s) to score; need at least 2 "
-                    "(use bos/eos, or longer audio)"
-                )
-            if self._max_tokens is not None and len(ids) > int(self._max_tokens):
-                raise DataError(
-                    f"{where}: {len(ids)} tokens exceed the LM context of {self._max_tokens} "
-                    f"({req.audio.duration:.1f} s of audio)"
-                )
-            seqs.append(ids)
-
-        lengths = [len(s) for s in seqs]
-        width = max(lengths)
-        input_ids = torch.zeros((len(seqs), width), dtype=torch.long)  # pad id irrelevant: masked
-        attention_mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for i, s in enumerate(seqs):
-            input_ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-            attention_mask[i, : len(s)] = 1
-        out = self._lm(
-            input_ids=input_ids.to(self._device),
-            attention_mask=attention_mask.to(self._device),
-            use_cache=False,
-        )
-        logits = out.logits
-        results = []
-        for i, n in enumerate(lengths):
-            # Row by row keeps the float32 copy at T x V rather than B x T x V.
-            logp = torch.log_softmax(logits[i, : n - 1].float(), dim=-1)
-            target = input_ids[i, 1:n].to(logp.device)
-            total = logp.gather(1, target[:, None]).sum()
-            results.append(LoglikelihoodResult(logprob=float(total), num_tokens=n - 1))
-        return results
-
-    def encode(self, requests: list[EncodeRequest]) -> list[EncodeResult]:
-        """Continuous features of ``layer`` (frames x hidden size, float32) per request."""
-        return [
-            EncodeResult(features=self._features(req.audio), frame_rate=self._frame_rate)
-            for req in requests
-        ]
-
-    # --- internals ---------------------------------------------------------------------------
-
-    @torch.inference_mode()
-    def _features(self, audio: Audio) -> np.ndarray:
-        """Layer features (frames x dims, float32) of one utterance.
-
-        One utterance per forward pass: HuBERT-base-style encoders take no attention mask,
-        so padding a batch would change the outputs and make results depend on batch size.
-        """
-        if not isinstance(audio, Audio):
-            raise TypeError(f"expected an Audio, got {type(audio).__name__}")
-        if audio.sample_rate != self.sample_rate:
-            raise ValueError(
-                f"{audio.source}: audio is {audio.sample_rate} Hz, HFUnitLM needs "
-                f"{self.sample_rate} Hz (the runner resamples)"
-            )
-        wav = audio.samples
-        if self._pad_audio:
-            # Zero padding of the raw signal (slamkit pads 40 samples each side for mHuBERT-25Hz).
-            wav = np.pad(wav, (self._pad_audio, self._pad_audio))
-        if wav.size < self._min_samples:
-            raise DataError(
-                f"{audio.source}: audio has {audio.samples.size} samples, the encoder needs at "
-                f"least {self._min_samples - 2 * self._pad_audio} for one frame"
-            )
-        if self._feature_extractor is not None:
-            wav = self._feature_extractor(wav, sampling_rate=self.sample_rate, return_tensors="np")[
-                "input_values"
-            ][0]
-        x = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))[None]
-        x = x.to(self._device, self._torch_dtype)
-        out = self._encoder(x, output_hidden_states=True)
-        hidden = out.hidden_states
-        if hidden is None or len(hidden) <= self._layer:
-            raise PluginError(
-                f"encoder returned {0 if hidden is None else len(hidden)} hidden states, "
-                f"layer {self._layer} requested"
-            )
-        feats = hidden[self._layer][0].float().cpu().numpy()
-        expected = _conv_out_len(wav.size, self._kernels, self._strides)
-        if feats.shape[0] != expected:  # guards the frame-rate bookkeeping of encode()
-            raise PluginError(f"encoder gave {feats.shape[0]} frames, expected {expected}")
-        return feats

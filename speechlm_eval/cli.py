@@ -67,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--include_path", action="append", default=[], help="extra task YAML folder")
 
     sub.add_parser("models", help="list model plugins and their capabilities")
+    sub.add_parser("judges", help="list judges: kind, input rate, what they need, offline default")
 
     r = sub.add_parser("run", help="evaluate a model on tasks")
     r.add_argument("--model", "-m", required=True, help="registered model plugin name")
@@ -100,6 +101,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--include_path", action="append", default=[], help="extra task YAML folder")
 
+    r.add_argument(
+        "--judge",
+        action="append",
+        default=[],
+        metavar="ROLE=JUDGE[,k=v...]",
+        help="bind a judge role of the selected tasks to another judge, e.g. "
+        "asr=openai-whisper,model=/w/large-v3.pt (repeatable; see slm-eval judges)",
+    )
     r.add_argument(
         "--build_missing",
         action="store_true",
@@ -182,6 +191,13 @@ def _cmd_models(_: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_judges(_: argparse.Namespace) -> int:
+    from .judges import describe_judges
+
+    print(describe_judges())
+    return 0
+
+
 def _cmd_run(a: argparse.Namespace) -> int:
     opts = RunOptions(
         tasks=a.tasks,
@@ -198,6 +214,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
         no_cache=a.no_cache,
         include_path=a.include_path,
         build_missing=a.build_missing,
+        judges=a.judge,
     )
     try:
         ev = prepare(a.model, a.model_args, opts)
@@ -258,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd = {
         "tasks": _cmd_tasks,
         "models": _cmd_models,
+        "judges": _cmd_judges,
         "run": _cmd_run,
         "score": _cmd_score,
         "data": _cmd_data,

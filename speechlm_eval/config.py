@@ -89,6 +89,14 @@ class ScoringConfig:
 
 
 @dataclass(frozen=True)
+class JudgeBinding:
+    """The judge that plays a role in a task (``judges: {asr: faster-whisper}``), with options."""
+
+    judge: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class TaskConfig:
     task: str
     version: int
@@ -97,11 +105,14 @@ class TaskConfig:
     scoring: ScoringConfig
     description: str = ""
     source_file: str = ""
+    judges: dict[str, JudgeBinding] = field(default_factory=dict)  # role -> binding
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["dataset"]["subdirs"] = list(self.dataset.subdirs)
         d.pop("source_file")
+        if not self.judges:  # tasks without judges keep the hash they had before roles existed
+            d.pop("judges")
         return d
 
     def hash(self) -> str:
@@ -192,7 +203,7 @@ def parse_task(data: dict[str, Any], where: str, origins: Origins | None = None)
         where,
         data,
         {"task", "version", "capability", "dataset", "scoring"},
-        {"description"},
+        {"description", "judges"},
         origins,
     )
     name = _typed(where, "task", data["task"], str, "a string")
@@ -239,7 +250,32 @@ def parse_task(data: dict[str, Any], where: str, origins: Origins | None = None)
         options=_typed(sw, "options", sc.get("options", {}) or {}, dict, "a mapping"),
     )
     desc = _typed(where, "description", data.get("description", ""), str, "a string")
-    return TaskConfig(name, version, cap, dataset, scoring, desc, where)
+    judges = parse_judges(where, data.get("judges") or {})
+    return TaskConfig(name, version, cap, dataset, scoring, desc, where, judges)
+
+
+def parse_judges(where: str, value: Any) -> dict[str, JudgeBinding]:
+    """A task's ``judges:``: ``{role: judge-name}`` or ``{role: {judge: name, options: {}}}``.
+
+    ``where`` names the task file in errors."""
+    roles = _typed(where, "judges", value, dict, "a mapping of roles to judges")
+    out: dict[str, JudgeBinding] = {}
+    for role, spec in roles.items():
+        if not isinstance(role, str) or not role.isidentifier():
+            raise ConfigError(
+                f"{where}: judges: role {role!r} must be a name such as asr or speaker"
+            )
+        if isinstance(spec, str):
+            out[role] = JudgeBinding(spec)
+            continue
+        rw = f"{where}: judges: {role}"
+        spec = _typed(rw, role, spec, dict, "a judge name or a mapping {judge, options}")
+        _check_keys(rw, spec, {"judge"}, {"options"})
+        out[role] = JudgeBinding(
+            _typed(rw, "judge", spec["judge"], str, "a judge name"),
+            _typed(rw, "options", spec.get("options", {}) or {}, dict, "a mapping"),
+        )
+    return out
 
 
 def parse_group(data: dict[str, Any], where: str, origins: Origins | None = None) -> GroupConfig:

@@ -1,8 +1,9 @@
-"""Executing requests against a model: longest first, in batches, through the cache."""
+"""The executor: typed requests to a model or a judge, longest first, in batches, through the
+cache (:func:`execute`); and the jobs of the model capabilities."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from .cache import BlobStore, ResultCache
 from .errors import PluginError
 from .hashing import digest
 from .model import (
+    ContinueRequest,
     EncodeRequest,
     EncodeResult,
     LoglikelihoodRequest,
@@ -115,21 +117,152 @@ def model_key(plugin: str, model: SpeechLM) -> str:
 
 
 @dataclass(frozen=True)
-class Capability:
-    """How one capability's requests are made, sent, checked and cached.
+class Item:
+    """One request to be made, lazily: ``make(conform)`` builds the typed request (loading its
+    audio only then, so a run holds one batch of audio at a time) and passes every audio it
+    puts into the request through ``conform``, which brings it to the worker's rate (explicitly,
+    counted). ``cost`` orders the work longest first; ``label`` names the item in messages and
+    breaks ties."""
 
-    ``make``: (stem, audio at the model's rate) -> request; ``call``: the model's batched
-    method; ``store``: (stem, result) -> JSON value for the cache (may put arrays in the
-    blob store under ``key``); ``load``: JSON value (+ key) -> the value the scorer gets, or
-    ``None`` when a blob is gone (then the request is recomputed).
+    label: str
+    cost: float
+    make: Callable[[Callable[[Audio], Audio]], Any]
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one worker (a model's capability or a judge's method) does with typed requests.
+
+    ``name``: the capability or method, part of the cache key; ``worker_key``: the model's or
+    judge's identity digest (:func:`model_key`, ``judges.judge_key``); ``call``: the batched
+    method (a list of requests in, a list of results out); ``sample_rate``: the rate its audio
+    must have (``None``: any); ``store``: (cache key, request, result) -> JSON value for the
+    cache, checking the result (may put arrays in the blob store under the key); ``load``: (cache
+    key, JSON) -> the value callers get, or ``None`` when a blob is gone (then recomputed).
+    """
+
+    name: str
+    worker_key: str
+    call: Callable[[list[Any]], list[Any]]
+    sample_rate: int | None = None
+    store: Callable[[str, Any, Any], Any] = field(default=lambda _k, _req, res: res)
+    load: Callable[[str, Any], Any] = field(default=lambda _k, v: v)
+
+
+def request_key(job: Job, request: Any) -> str:
+    """Cache key of a request: the worker's identity, the method and the request's fingerprint
+    (content hashes and every option that changes the output, seeds included)."""
+    return digest([job.worker_key, job.name, request.fingerprint()])
+
+
+def execute(
+    job: Job,
+    items: Sequence[Item],
+    *,
+    cache: ResultCache,
+    sizer: BatchSizer,
+    stats: ExecStats,
+    desc: str | None = None,
+    shard: bool = True,
+    unit: str = "file",
+) -> list[Any]:
+    """Run ``items`` through ``job``: longest first, in batches, through the cache.
+
+    The one executor of the harness, for models and judges alike. Each request is keyed by
+    :func:`request_key`; a key found in the cache (or already computed in this call) is not
+    computed again, so identical requests cost one computation and a killed run resumes where
+    it stopped (every batch is committed as it finishes). With ``shard`` and a distributed run,
+    each rank takes every ``world_size``-th item of the longest-first order and every rank gets
+    every value back. Returns the values in the order of ``items``.
+    """
+    dist = distributed.current()
+    sharded = shard and dist.enabled
+    order = sorted(range(len(items)), key=lambda i: (-items[i].cost, items[i].label, i))
+    if sharded:
+        order = dist.shard(order)
+    local = ExecStats()  # this rank's counts; merged into ``stats`` at the end
+    out: dict[int, Any] = {}
+    memo: dict[str, Any] = {}  # values of this call by key: a repeated request is made once
+    from_cache: set[str] = set()
+    target = job.sample_rate
+
+    def conform(a: Audio) -> Audio:
+        if target is None or a.sample_rate == target:
+            return a
+        # Counted for every request, cached or not, so the record does not vary by run.
+        k = f"{a.sample_rate}->{target}"
+        local.resampled[k] = local.resampled.get(k, 0) + 1
+        return a.resample(target)
+
+    bar = None
+    if desc is not None:
+        label = desc if not sharded else f"{desc} [rank {dist.rank}]"
+        bar = tqdm(total=len(order), desc=label, unit=unit, dynamic_ncols=True)
+
+    def one_batch(idx: list[int]) -> list[None]:
+        reqs = {i: items[i].make(conform) for i in idx}
+        keys = {i: request_key(job, reqs[i]) for i in idx}
+        first: dict[str, int] = {}
+        for i in idx:
+            first.setdefault(keys[i], i)
+        fresh = [k for k in first if k not in memo]
+        hits = cache.get_many(fresh)
+        for k in fresh:
+            if k in hits:
+                value = job.load(k, hits[k])
+                if value is not None:
+                    memo[k] = value
+                    from_cache.add(k)
+        todo = [k for k in fresh if k not in memo]
+        if todo:
+            batch = [reqs[first[k]] for k in todo]
+            res = _check_len(job.call(batch), batch)
+            local.model_calls += 1
+            local.batch_sizes.append(len(batch))
+            new = {k: job.store(k, req, r) for k, req, r in zip(todo, batch, res, strict=True)}
+            cache.put_many(new)  # after the blobs: a committed row always has its blob
+            for k in todo:
+                memo[k] = job.load(k, new[k])
+            local.computed += len(todo)
+        for i in idx:
+            out[i] = memo[keys[i]]
+            local.cache_hits += keys[i] in from_cache
+        if bar is not None:
+            bar.update(len(idx))
+        return [None] * len(idx)
+
+    try:
+        sizer.run(order, one_batch)
+    finally:
+        if bar is not None:
+            bar.close()
+    if sharded:
+        merged: dict[int, Any] = {}
+        for part, st in dist.gather((out, local)):  # every rank gets every value
+            merged.update(part)
+            stats.merge(st)
+        out = merged
+    else:
+        stats.merge(local)
+    return [out[i] for i in range(len(items))]
+
+
+@dataclass(frozen=True)
+class Capability:
+    """How one capability's requests are made from a dataset's files, sent, checked and cached.
+
+    ``make``: (stem, audio at the model's rate) -> typed request; ``call``: the model's batched
+    method; ``store`` / ``load``: as in :class:`Job`.
     """
 
     name: str
     make: Callable[[str, Audio], Any]
     call: Callable[[list[Any]], list[Any]]
-    store: Callable[[str, str, Any], Any]
+    store: Callable[[str, Any, Any], Any]
     load: Callable[[str, Any], Any]
-    options: tuple[Any, ...] = ()  # request options that change the result (part of the key)
+
+    def job(self, model: SpeechLM, mkey: str) -> Job:
+        return Job(self.name, mkey, self.call, model.sample_rate, self.store, self.load)
 
 
 def run_requests(
@@ -144,66 +277,25 @@ def run_requests(
     desc: str,
     stats: ExecStats,
 ) -> dict[str, Any]:
-    """One request per audio file, longest first, through the cache; returns ``stem -> value``."""
-    dist = distributed.current()
+    """One request per audio file of a dataset, through :func:`execute`: ``stem -> value``."""
     infos = {s: audio_info(p, expected_rate) for s, p in files.items()}
-    order = sorted(infos, key=lambda s: (-infos[s].frames / infos[s].sample_rate, s))
-    order = dist.shard(order)  # every world_size-th of the longest-first order
-    target = model.sample_rate
-    out: dict[str, Any] = {}
-    local = ExecStats()  # this rank's counts; merged into ``stats`` at the end
-    bar = tqdm(
-        total=len(order),
-        desc=desc if not dist.enabled else f"{desc} [rank {dist.rank}]",
-        unit="file",
-        dynamic_ncols=True,
+
+    def item(stem: str) -> Item:
+        def make(conform: Callable[[Audio], Audio]) -> Any:
+            return cap.make(stem, conform(load_audio(files[stem], expected_rate, infos[stem])))
+
+        return Item(stem, infos[stem].frames / infos[stem].sample_rate, make)
+
+    stems = list(files)
+    values = execute(
+        cap.job(model, mkey),
+        [item(s) for s in stems],
+        cache=cache,
+        sizer=sizer,
+        stats=stats,
+        desc=desc,
     )
-
-    def one_batch(stems: list[str]) -> list[None]:
-        audios: dict[str, Audio] = {}
-        keys: dict[str, str] = {}
-        for s in stems:
-            a = load_audio(files[s], expected_rate, infos[s])
-            keys[s] = digest([mkey, cap.name, a.content_hash(), target, *cap.options])
-            audios[s] = a
-            if target is not None and a.sample_rate != target:
-                # Counted for every file, cached or not, so the record does not vary by run.
-                k = f"{a.sample_rate}->{target}"
-                local.resampled[k] = local.resampled.get(k, 0) + 1
-        hits = cache.get_many(keys.values())
-        todo = []
-        for s in stems:
-            value = cap.load(keys[s], hits[keys[s]]) if keys[s] in hits else None
-            if value is None:
-                todo.append(s)
-            else:
-                out[s] = value
-        local.cache_hits += len(stems) - len(todo)
-        if todo:
-            reqs = [cap.make(s, _to_rate(audios[s], target)) for s in todo]
-            res = _check_len(cap.call(reqs), reqs)
-            local.model_calls += 1
-            local.batch_sizes.append(len(reqs))
-            new = {keys[s]: cap.store(keys[s], s, r) for s, r in zip(todo, res, strict=True)}
-            cache.put_many(new)  # after the blobs: a committed row always has its blob
-            for s in todo:
-                out[s] = cap.load(keys[s], new[keys[s]])
-            local.computed += len(todo)
-        bar.update(len(stems))
-        return [None] * len(stems)
-
-    try:
-        sizer.run(order, one_batch)
-    finally:
-        bar.close()
-    if not dist.enabled:
-        stats.merge(local)
-        return out
-    merged: dict[str, Any] = {}
-    for part, st in dist.gather((out, local)):  # every rank gets every result
-        merged.update(part)
-        stats.merge(st)
-    return merged
+    return dict(zip(stems, values, strict=True))
 
 
 def loglikelihood_capability(model: SpeechLM) -> Capability:
@@ -211,7 +303,7 @@ def loglikelihood_capability(model: SpeechLM) -> Capability:
         name="loglikelihood",
         make=lambda s, a: LoglikelihoodRequest(audio=a, key=s),
         call=model.loglikelihood,
-        store=lambda _k, s, r: _check_result(r, s),
+        store=lambda _k, req, r: _check_result(r, req.key),
         load=lambda _k, v: v,
     )
 
@@ -219,8 +311,8 @@ def loglikelihood_capability(model: SpeechLM) -> Capability:
 def encode_capability(model: SpeechLM, blobs: BlobStore) -> Capability:
     """``encode``: frame features (or units) per file, kept as ``.npy`` blobs beside the cache."""
 
-    def store(key: str, stem: str, r: Any) -> dict[str, Any]:
-        feats, rate = _check_encoded(r, stem)
+    def store(key: str, req: EncodeRequest, r: Any) -> dict[str, Any]:
+        feats, rate = _check_encoded(r, req.key)
         blobs.put(key, feats)
         return {"frame_rate": rate, "shape": list(feats.shape)}
 
@@ -236,10 +328,10 @@ def encode_capability(model: SpeechLM, blobs: BlobStore) -> Capability:
 def resynthesize_capability(model: SpeechLM, blobs: BlobStore) -> Capability:
     """``resynthesize``: output audio per file, kept as ``.npy`` blobs beside the cache."""
 
-    def store(key: str, stem: str, r: Any) -> dict[str, Any]:
+    def store(key: str, req: ResynthesizeRequest, r: Any) -> dict[str, Any]:
         if not isinstance(r, Audio):
             raise PluginError(
-                f"model returned {type(r).__name__} for {stem!r} from resynthesize; "
+                f"model returned {type(r).__name__} for {req.key!r} from resynthesize; "
                 "expected speechlm_eval.Audio"
             )
         blobs.put(key, r.samples)
@@ -253,6 +345,49 @@ def resynthesize_capability(model: SpeechLM, blobs: BlobStore) -> Capability:
         "resynthesize",
         lambda s, a: ResynthesizeRequest(audio=a, key=s),
         model.resynthesize,
+        store,
+        load,
+    )
+
+
+def continue_capability(model: SpeechLM, blobs: BlobStore) -> Capability:
+    """``continue``: ``num_samples`` sampled continuations per prompt, each kept as a blob.
+
+    The request's seed is in its fingerprint, so a resumed run gets the very samples of the
+    killed one from the cache rather than new draws.
+    """
+
+    def store(key: str, req: ContinueRequest, r: Any) -> dict[str, Any]:
+        if not isinstance(r, list) or len(r) != req.num_samples:
+            n = len(r) if isinstance(r, list) else type(r).__name__
+            raise PluginError(
+                f"continue({req.key!r}): model returned {n} continuations; "
+                f"expected a list of {req.num_samples} speechlm_eval.Audio"
+            )
+        rates = []
+        for i, a in enumerate(r):
+            if not isinstance(a, Audio):
+                raise PluginError(
+                    f"continue({req.key!r}): continuation {i} is {type(a).__name__}; "
+                    "expected speechlm_eval.Audio"
+                )
+            blobs.put(f"{key}.{i}", a.samples)
+            rates.append(int(a.sample_rate))
+        return {"sample_rates": rates}
+
+    def load(key: str, v: dict[str, Any]) -> list[Audio] | None:
+        out = []
+        for i, rate in enumerate(v["sample_rates"]):
+            x = blobs.get(f"{key}.{i}")
+            if x is None:
+                return None
+            out.append(Audio(x, int(rate), f"continuation:{key[:12]}.{i}"))
+        return out
+
+    return Capability(
+        "continue",
+        lambda s, a: ContinueRequest(prompt=a, key=s),
+        model.continue_,
         store,
         load,
     )
@@ -298,10 +433,6 @@ def run_loglikelihood(
         desc=desc,
         stats=stats,
     )
-
-
-def _to_rate(a: Audio, target: int | None) -> Audio:
-    return a if target is None else a.resample(target)
 
 
 def _check_len(res: Any, reqs: list[Any]) -> list[Any]:

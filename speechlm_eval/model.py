@@ -29,6 +29,15 @@ CAPABILITIES: tuple[str, ...] = (
 # --- requests and results -------------------------------------------------------------------
 
 
+def _audio_id(a: Audio | None) -> str | None:
+    return None if a is None else a.content_hash()  # the hash covers the sample rate
+
+
+# Every request type has ``fingerprint()``: the content hashes of its inputs and every option
+# that changes the output (seeds included), never ``key`` (a label). The executor's cache key is
+# (worker identity, method, fingerprint), so equal fingerprints must mean equal outputs.
+
+
 @dataclass(frozen=True)
 class LoglikelihoodRequest:
     """Score one sequence. ``audio`` is set for speech; ``text`` for text or interleaved input."""
@@ -36,6 +45,9 @@ class LoglikelihoodRequest:
     audio: Audio | None = None
     text: str | None = None
     key: str = ""  # stable identifier of the item (e.g. the file stem); informational only
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"audio": _audio_id(self.audio), "text": self.text}
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,9 @@ class EncodeRequest:
     audio: Audio
     key: str = ""
 
+    def fingerprint(self) -> dict[str, Any]:
+        return {"audio": _audio_id(self.audio)}
+
 
 @dataclass(frozen=True)
 class EncodeResult:
@@ -71,9 +86,15 @@ class ResynthesizeRequest:
     audio: Audio
     key: str = ""
 
+    def fingerprint(self) -> dict[str, Any]:
+        return {"audio": _audio_id(self.audio)}
+
 
 @dataclass(frozen=True)
 class ContinueRequest:
+    """Sample ``num_samples`` continuations of ``prompt``; sample i uses a generator seeded from
+    (``seed``, i), so the same request gives the same audio (and the cache can hold it)."""
+
     prompt: Audio
     num_samples: int = 1
     temperature: float = 1.0
@@ -83,12 +104,26 @@ class ContinueRequest:
     seed: int = 0
     key: str = ""
 
+    def fingerprint(self) -> dict[str, Any]:
+        return {
+            "prompt": _audio_id(self.prompt),
+            "num_samples": int(self.num_samples),
+            "temperature": float(self.temperature),
+            "top_k": self.top_k,
+            "top_p": self.top_p,
+            "max_seconds": float(self.max_seconds),
+            "seed": int(self.seed),
+        }
+
 
 @dataclass(frozen=True)
 class RespondRequest:
     text: str | None = None
     audio: Audio | None = None
     key: str = ""
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"text": self.text, "audio": _audio_id(self.audio)}
 
 
 @dataclass(frozen=True)
@@ -101,6 +136,9 @@ class RespondResult:
 class ConverseRequest:
     user: Audio
     key: str = ""
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"user": _audio_id(self.user)}
 
 
 # --- the base class --------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -104,3 +105,77 @@ def load_results(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
         raise DataError(f"{p}: not a results file (no 'results' mapping)")
     return data
+
+
+# --- typed results ---------------------------------------------------------------------------
+
+
+@dataclass
+class TaskResult:
+    """Everything one task of a run produced, built once; :func:`to_results_dict` writes it.
+
+    ``metrics``: lm-evaluation-harness keys (``<metric>,<filter>`` and ``<metric>_stderr,
+    <filter>``); ``samples``: the per-sample records (``--log_samples``), kept out of the
+    results file; ``runtime``: times and cache counters (differ between equal runs).
+    """
+
+    task: str
+    metrics: dict[str, Any]
+    higher_is_better: dict[str, bool]
+    config: dict[str, Any]
+    version: int
+    task_hash: str
+    n_samples: dict[str, int]  # {"original": docs in the data, "effective": docs scored}
+    dataset: dict[str, Any]  # the reader's identity of the data, with its source
+    scoring: dict[str, Any]
+    judges: dict[str, dict[str, Any]] = field(default_factory=dict)  # role -> record
+    audio: dict[str, Any] | None = None
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    runtime: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    """A whole run (or a scored submission): its tasks, what was skipped and why, groups, and
+    the header (config, model, versions); ``times`` are date/start/end/total, ``runtime`` the
+    run-level volatile facts (world size, batch size 'auto' settled on)."""
+
+    tasks: dict[str, TaskResult] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    group_subtasks: dict[str, list[str]] = field(default_factory=dict)
+    header: dict[str, Any] = field(default_factory=dict)
+    times: dict[str, Any] = field(default_factory=dict)
+    runtime: dict[str, Any] = field(default_factory=dict)
+
+    def samples(self) -> dict[str, list[dict[str, Any]]]:
+        return {name: t.samples for name, t in self.tasks.items()}
+
+
+def to_results_dict(run: RunResult) -> dict[str, Any]:
+    """The one serialiser: a run in lm-evaluation-harness' results layout plus speech's keys
+    (README "Results files"), in a fixed key order, so equal runs write equal files."""
+    tasks = run.tasks.values()
+    res: dict[str, Any] = {
+        "results": {t.task: {"alias": t.task, **t.metrics} for t in tasks},
+        "skipped": dict(run.skipped),
+        "group_subtasks": dict(run.group_subtasks),
+        "configs": {t.task: t.config for t in tasks},
+        "versions": {t.task: t.version for t in tasks},
+        "higher_is_better": {t.task: t.higher_is_better for t in tasks},
+        "n-samples": {t.task: t.n_samples for t in tasks},
+        "task_hashes": {t.task: t.task_hash for t in tasks},
+        "datasets": {t.task: t.dataset for t in tasks},
+        "scoring": {t.task: t.scoring for t in tasks},
+        "judges": {t.task: t.judges for t in tasks if t.judges},
+        "audio": {t.task: t.audio for t in tasks if t.audio is not None},
+    }
+    res.update(run.header)
+    res.update(run.times)
+    if run.times or run.runtime or any(t.runtime for t in tasks):
+        runtime: dict[str, Any] = {
+            "timings": {t.task: t.runtime["timing"] for t in tasks if "timing" in t.runtime},
+            "cache": {t.task: t.runtime["cache"] for t in tasks if "cache" in t.runtime},
+        }
+        runtime.update(run.runtime)
+        res["runtime"] = runtime
+    return res

@@ -17,14 +17,31 @@ import platformdirs
 
 from . import __version__, distributed, registry
 from .cache import BlobStore, ResultCache
-from .config import TaskConfig
+from .config import JudgeBinding, TaskConfig
 from .data_sources import DataOptions, read_task_data
 from .errors import ConfigError, DataError, DataNotFoundError, PluginError
 from .execute import BatchSizer, ExecStats, model_code, model_key
+from .judges.base import judge_record
+from .judges.roles import (
+    bindings_for,
+    check_overrides,
+    load_bound,
+    parse_judge_flags,
+    required_roles,
+)
 from .model import SpeechLM
 from .pipelines import TaskContext, pipeline_for
 from .provenance import git_hash, package_versions
-from .results import atomic_write_text, dumps, sanitize_model_name, timestamp, write_jsonl
+from .results import (
+    RunResult,
+    TaskResult,
+    atomic_write_text,
+    dumps,
+    sanitize_model_name,
+    timestamp,
+    to_results_dict,
+    write_jsonl,
+)
 from .tasks import TaskIndex, load_index
 
 
@@ -50,6 +67,7 @@ class RunOptions:
     no_cache: bool = False
     include_path: list[str] = field(default_factory=list)
     build_missing: bool = False  # build missing built-in data instead of failing
+    judges: list[str] = field(default_factory=list)  # --judge ROLE=JUDGE[,k=v...] flags
 
 
 def parse_model_args(spec: str | None) -> dict[str, str]:
@@ -150,6 +168,7 @@ class Evaluation:
         )
         self.index = index or load_index(opts.include_path)
         self.data = data or DataOptions.from_environment(opts.data_dir, opts.data_source)
+        self.judge_overrides = parse_judge_flags(opts.judges)
         self.ts = timestamp()
         cache_path = None if opts.no_cache else (opts.use_cache or default_cache_path())
         self.cache = ResultCache(cache_path)
@@ -157,74 +176,55 @@ class Evaluation:
         self.cache_path = cache_path
         self.sizer = BatchSizer(opts.batch_size, opts.max_batch_size)
         self.results_path: Path | None = None  # set once the results file is written
+        self.result: RunResult | None = None  # the typed results, once run
         self.mkey = model_key(model_name, model)
 
     def run(self) -> dict[str, Any]:
+        """Run every selected task; write the files (``--output_path``); return the results."""
         t0, start = time.perf_counter(), datetime.now(timezone.utc)
         names = self.index.expand(self.opts.tasks)
         explicit = {t.strip() for t in self.opts.tasks.split(",")} & set(self.index.tasks)
-        res: dict[str, Any] = {
-            "results": {},
-            "skipped": {},
-            "group_subtasks": {},
-            "configs": {},
-            "versions": {},
-            "higher_is_better": {},
-            "n-samples": {},
-            "task_hashes": {},
-            "datasets": {},
-            "scoring": {},
-            "judges": {},
-            "audio": {},
-        }
-        runtime: dict[str, Any] = {"timings": {}, "cache": {}}
-        samples: dict[str, list[dict[str, Any]]] = {}
+        run = RunResult()
         for name in names:
             cfg = self.index.tasks[name]
             if cfg.capability not in self.model.capabilities:
-                res["skipped"][name] = f"skipped (model lacks {cfg.capability})"
+                run.skipped[name] = f"skipped (model lacks {cfg.capability})"
                 continue
-            tt = time.perf_counter()
-            stats = ExecStats()
             try:
-                samples[name] = self._run_task(cfg, res, stats)
+                run.tasks[name] = self._run_task(cfg)
             except DataNotFoundError as e:
                 # A task named on the command line must have data; one that came in through a
                 # group or 'all' is reported as skipped (never scored as zero), loudly.
                 if name in explicit:
                     raise
-                res["skipped"][name] = f"skipped (no data: {e})"
+                run.skipped[name] = f"skipped (no data: {e})"
                 print(f"speechlm-eval: warning: {e}", file=sys.stderr)
-                continue
-            runtime["timings"][name] = round(time.perf_counter() - tt, 3)
-            runtime["cache"][name] = {
-                "hits": stats.cache_hits,
-                "computed": stats.computed,
-                "model_calls": stats.model_calls,
-                "batch_sizes": sorted(set(stats.batch_sizes), reverse=True),
-            }
-        self._groups(names, res)
-        res.update(self._header())
-        res["date"] = start.timestamp()
-        res["start_time"], res["end_time"] = (
-            start.isoformat(),
-            datetime.now(timezone.utc).isoformat(),
-        )
-        res["total_evaluation_time_seconds"] = str(round(time.perf_counter() - t0, 3))
+        for g in self.index.groups.values():
+            subs = [t for t in self.index.expand(g.group) if t in names]
+            if subs:
+                run.group_subtasks[g.group] = subs
+        run.header = self._header()
+        run.times = {
+            "date": start.timestamp(),
+            "start_time": start.isoformat(),
+            "end_time": datetime.now(timezone.utc).isoformat(),
+            "total_evaluation_time_seconds": str(round(time.perf_counter() - t0, 3)),
+        }
         if self.sizer.auto:  # the size 'auto' settled on (run-dependent: depends on free memory)
-            runtime["auto_batch_size"] = self.sizer.size
-        res["runtime"] = runtime
+            run.runtime["auto_batch_size"] = self.sizer.size
         self.cache.close()
         dist = distributed.current()
-        res["runtime"]["world_size"] = dist.world_size
+        run.runtime["world_size"] = dist.world_size
+        self.result = run
+        res = to_results_dict(run)
         if self.opts.output_path and dist.is_main:  # every rank holds the same results
-            self._write(res, samples)
+            self._write(res, run.samples())
         return res
 
-    def _run_task(
-        self, cfg: TaskConfig, res: dict[str, Any], stats: ExecStats
-    ) -> list[dict[str, Any]]:
+    def _run_task(self, cfg: TaskConfig) -> TaskResult:
         name = cfg.task
+        tt = time.perf_counter()
+        stats = ExecStats()
         pipeline = pipeline_for(cfg.capability, name)
         _seed_everything(self.opts.seed)
         full = read_task_data(cfg, self.data, self.opts.build_missing)
@@ -241,31 +241,43 @@ class Evaluation:
             stats=stats,
             seed=self.opts.seed,
             log_samples=self.opts.log_samples,
+            judges=load_bound(self._bindings(cfg)),
         )
         out = pipeline(ctx)
-        res["results"][name] = {"alias": name, **out.entry}
-        res["higher_is_better"][name] = out.higher_is_better
-        res["configs"][name] = cfg.as_dict()
-        res["versions"][name] = cfg.version
-        res["task_hashes"][name] = cfg.hash()
-        res["n-samples"][name] = {"original": n_orig, "effective": len(ds.doc_ids())}
-        res["datasets"][name] = full.identity
-        res["scoring"][name] = out.scoring
-        if out.judges:
-            res["judges"][name] = out.judges
-        res["audio"][name] = {
-            "dataset_sample_rate": cfg.dataset.sample_rate,
-            "model_sample_rate": self.model.sample_rate,
-            "resampled": stats.resampled,
-            "resampler": "scipy.signal.resample_poly" if stats.resampled else None,
-        }
-        return out.samples
+        judges = {role: judge_record(j) for role, j in ctx.judges.items()}
+        judges.update(out.judges)  # what a pipeline records beyond its bound roles, if anything
+        return TaskResult(
+            task=name,
+            metrics=out.entry,
+            higher_is_better=out.higher_is_better,
+            config=cfg.as_dict(),
+            version=cfg.version,
+            task_hash=cfg.hash(),
+            n_samples={"original": n_orig, "effective": len(ds.doc_ids())},
+            dataset=full.identity,
+            scoring=out.scoring,
+            judges=judges,
+            audio={
+                "dataset_sample_rate": cfg.dataset.sample_rate,
+                "model_sample_rate": self.model.sample_rate,
+                "resampled": stats.resampled,
+                "resampler": "scipy.signal.resample_poly" if stats.resampled else None,
+            },
+            samples=out.samples,
+            runtime={
+                "timing": round(time.perf_counter() - tt, 3),
+                "cache": {
+                    "hits": stats.cache_hits,
+                    "computed": stats.computed,
+                    "model_calls": stats.model_calls,
+                    "batch_sizes": sorted(set(stats.batch_sizes), reverse=True),
+                },
+            },
+        )
 
-    def _groups(self, names: list[str], res: dict[str, Any]) -> None:
-        for g in self.index.groups.values():
-            subs = [t for t in self.index.expand(g.group) if t in names]
-            if subs:
-                res["group_subtasks"][g.group] = subs
+    def _bindings(self, cfg: TaskConfig) -> dict[str, JudgeBinding]:
+        scorer = registry.get("scorers", cfg.scoring.scorer)
+        return bindings_for(cfg, required_roles(scorer), self.judge_overrides)
 
     def _header(self) -> dict[str, Any]:
         o = self.opts
@@ -327,6 +339,13 @@ def prepare(
     index = load_index(opts.include_path)
     index.expand(opts.tasks)  # fail on unknown task names before loading a model
     data = DataOptions.from_environment(opts.data_dir, opts.data_source)  # fail before loading
+    # Judge roles: every role a selected task's scorer needs is bound and every --judge role is
+    # played somewhere, before a model is loaded.
+    overrides = parse_judge_flags(opts.judges)
+    cfgs = [index.tasks[n] for n in index.expand(opts.tasks)]
+    check_overrides(overrides, cfgs)
+    for cfg in cfgs:
+        bindings_for(cfg, required_roles(registry.get("scorers", cfg.scoring.scorer)), overrides)
     dist = distributed.init_from_env(opts.device)
     if model is None:
         device = opts.device

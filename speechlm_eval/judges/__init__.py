@@ -2,20 +2,27 @@
 
 Public API::
 
-    from speechlm_eval.judges import load_judge, transcribe_cached
+    from speechlm_eval.judges import load_judge
 
     asr = load_judge("faster-whisper")            # loaded once per process (name + options)
     texts = asr.transcribe(audios)                # list[Audio] -> list[str], batched
-    texts = transcribe_cached(asr, audios, cache)  # through the run's ResultCache
-    record = asr.identity()                       # package, version, model SHA-256, options
+    texts = asr.transcribe(audios, cache=cache)   # through the run's ResultCache (resumable)
+    vad = load_judge("silero-vad")
+    segs = vad.segments(audios)                   # list[Audio] -> [[(start_s, end_s), ...]]
+    record = judge_record(asr)                    # identity (package, weights, options) + code
 
-ASR judges shipped here: ``faster-whisper`` (default: the packaged Whisper tiny.en),
-``openai-whisper`` (any checkpoint on disk), ``transformers-asr`` (CTC or seq2seq folder).
+Every judge method runs through the harness' one executor (``speechlm_eval.execute``): longest
+first, batched, cached by the judge's identity and code plus the input's content hash. Tasks
+bind judges to roles (``judges: {asr: faster-whisper}``; ``--judge`` rebinds; ``slm-eval
+judges`` lists them). Shipped: ``faster-whisper`` (default ASR: the packaged Whisper tiny.en),
+``openai-whisper`` (any checkpoint on disk), ``transformers-asr`` (CTC or seq2seq folder),
+``silero-vad`` (the packaged Silero VAD).
 """
 
 from .base import (
     ASRJudge,
     Judge,
+    JudgeRequest,
     clear_loaded,
     judge_code,
     judge_key,
@@ -23,8 +30,10 @@ from .base import (
     judge_record,
     load_judge,
     path_sha256,
+    run_judge,
     transcribe_cached,
 )
+from .roles import describe_judges, load_bound, parse_judge_flags
 
 DEFAULT_ASR_JUDGE = "faster-whisper"
 
@@ -32,12 +41,17 @@ __all__ = [
     "DEFAULT_ASR_JUDGE",
     "ASRJudge",
     "Judge",
+    "JudgeRequest",
     "clear_loaded",
+    "describe_judges",
     "judge_code",
     "judge_key",
     "judge_names",
     "judge_record",
+    "load_bound",
     "load_judge",
+    "parse_judge_flags",
     "path_sha256",
+    "run_judge",
     "transcribe_cached",
 ]

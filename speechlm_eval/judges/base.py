@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,9 +24,10 @@ import numpy as np
 from .. import registry
 from ..audio import Audio
 from ..cache import ResultCache
-from ..errors import ConfigError, PluginError
-from ..execute import ExecStats
+from ..errors import PluginError
+from ..execute import BatchSizer, ExecStats, Item, Job, execute
 from ..hashing import digest, sha256_file
+from ..options import Opt, Spec, parse
 from ..provenance import code_identity
 
 RESAMPLER = "scipy.signal.resample_poly"  # what Audio.resample uses; recorded in identities
@@ -53,54 +55,25 @@ def path_sha256(path: Path) -> str:
 
 # --- options ---------------------------------------------------------------------------------
 
-# name -> (type, default); ``None`` default = optional; values may arrive as strings (CLI).
-OptionSpec = dict[str, tuple[type, Any]]
-_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+# A judge's options: a speechlm_eval.options.Spec, or the shorthand {name: (type, default)}.
+# Values may arrive as strings (command line, asr_args); a None default makes one optional.
+OptionSpec = Spec | dict[str, tuple[type, Any]]
+# Integer options that must be >= 1 in every judge, also when declared with the shorthand: a
+# batch or a beam of 0 is never meant (and would loop forever).
+_AT_LEAST_ONE = frozenset({"batch_size", "beam_size"})
 
 
 def parse_options(judge: str, spec: OptionSpec, given: Mapping[str, Any]) -> dict[str, Any]:
-    """Check ``given`` against ``spec``: unknown names and bad values are a ConfigError."""
-    unknown = set(given) - set(spec)
-    if unknown:
-        raise ConfigError(
-            f"judge {judge!r}: unknown option(s) {sorted(unknown)}; allowed: {', '.join(spec)}"
+    """``given`` checked against ``spec`` (unknown names, bad values: a ConfigError naming the
+    judge and the option), defaults filled in; see :mod:`speechlm_eval.options`."""
+    if not isinstance(spec, Spec):
+        spec = Spec(
+            {
+                k: Opt(t, d, ge=1 if k in _AT_LEAST_ONE and t is int else None)
+                for k, (t, d) in spec.items()
+            }
         )
-    out: dict[str, Any] = {}
-    for key, (typ, default) in spec.items():
-        value = given.get(key, default)
-        out[key] = None if value is None else _coerce(judge, key, value, typ)
-    return out
-
-
-def _coerce(judge: str, key: str, value: Any, typ: type) -> Any:
-    bad = ConfigError(f"judge {judge!r}: option {key!r} must be {typ.__name__}, got {value!r}")
-    if typ is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
-            return value.lower() in _TRUE
-        raise bad
-    if typ in (int, float):
-        if isinstance(value, bool):
-            raise bad
-        try:
-            v = typ(value)
-        except (TypeError, ValueError):
-            raise bad from None
-        if typ is int and isinstance(value, float) and value != v:
-            raise bad
-        return v
-    if typ is str:
-        if not isinstance(value, (str, Path)):
-            raise bad
-        return str(value)
-    raise TypeError(f"unsupported option type {typ}")
-
-
-def positive(judge: str, key: str, value: int) -> int:
-    if value < 1:
-        raise ConfigError(f"judge {judge!r}: option {key!r} must be >= 1, got {value}")
-    return value
+    return parse(f"judge {judge!r}", spec, given)
 
 
 def whisper_decoding(beam_size: int, language: str) -> dict[str, Any]:
@@ -124,22 +97,27 @@ class Judge:
     """Base class of judges. Subclasses take keyword options (see their ``OPTIONS``)."""
 
     kind: ClassVar[str] = ""
-    OPTIONS: ClassVar[OptionSpec] = {}
-    # Integer options that must be >= 1 wherever a judge declares them.
-    POSITIVE_OPTIONS: ClassVar[frozenset[str]] = frozenset({"batch_size", "beam_size"})
+    OPTIONS: ClassVar[OptionSpec] = Spec({})
+
+    sample_rate: int = 16000  # the rate the judge's batched methods receive
+    # For ``slm-eval judges``: what each input needs beside its audio, and where the weights
+    # come from when no option names them ("" = the user must give them; never downloaded).
+    needs: ClassVar[tuple[str, ...]] = ("audio",)
+    offline_default: ClassVar[str] = ""
 
     def __init__(self, name: str = "", **options: Any) -> None:
         self.name = name or type(self).__name__
         self.options = self.resolve_options(self.name, options)
 
+    @property
+    def batch_size(self) -> int:
+        """Requests per call of the judge's batched method (option ``batch_size``, default 16)."""
+        return int(self.options.get("batch_size") or 16)
+
     @classmethod
     def resolve_options(cls, name: str, options: Mapping[str, Any]) -> dict[str, Any]:
         """Options with defaults filled in (cheap, no model loaded); the load cache key."""
-        opts = parse_options(name, cls.OPTIONS, options)
-        for key in sorted(cls.POSITIVE_OPTIONS & opts.keys()):
-            if opts[key] is not None:
-                positive(name, key, opts[key])
-        return opts
+        return parse_options(name, cls.OPTIONS, options)
 
     def _identity_head(self, package: str) -> dict[str, Any]:
         """The fields every judge identity starts with: name, kind, class, package, version."""
@@ -166,41 +144,31 @@ class ASRJudge(Judge):
     """
 
     kind = "asr"
-    sample_rate: int = 16000  # the rate _transcribe_batch receives
 
-    @property
-    def batch_size(self) -> int:
-        return int(self.options.get("batch_size") or 16)
+    def transcribe(
+        self,
+        audios: Sequence[Audio],
+        stats: ExecStats | None = None,
+        cache: ResultCache | None = None,
+        desc: str | None = None,
+    ) -> list[str]:
+        """Transcripts of ``audios``, in the same order (one string each, whitespace collapsed).
 
-    def transcribe(self, audios: Sequence[Audio], stats: ExecStats | None = None) -> list[str]:
-        """Transcripts of ``audios``, in the same order (one string each, stripped)."""
-        for i, a in enumerate(audios):
-            if not isinstance(a, Audio):
-                raise TypeError(f"transcribe: item {i} is {type(a).__name__}, expected Audio")
-        samples = []
-        for a in audios:
-            if a.sample_rate != self.sample_rate and stats is not None:
-                k = f"{a.sample_rate}->{self.sample_rate}"
-                stats.resampled[k] = stats.resampled.get(k, 0) + 1
-            samples.append(a.resample(self.sample_rate).samples)
-        # Longest first: padding-sensitive back ends (CTC) waste least, and batch
-        # composition depends only on the inputs, never on arrival order.
-        order = sorted(range(len(samples)), key=lambda i: (-samples[i].size, i))
-        out: list[str | None] = [None] * len(samples)
-        bs = self.batch_size
-        for start in range(0, len(order), bs):
-            idx = order[start : start + bs]
-            texts = self._transcribe_batch([samples[i] for i in idx])
-            if not isinstance(texts, list) or len(texts) != len(idx):
-                raise PluginError(
-                    f"judge {self.name!r} returned {len(texts)} transcripts for {len(idx)} audios"
-                )
-            if stats is not None:
-                stats.model_calls += 1
-                stats.batch_sizes.append(len(idx))
-            for i, t in zip(idx, texts, strict=True):
-                out[i] = " ".join(str(t).split())
-        return [t or "" for t in out]
+        Through the harness' one executor: longest first in batches of ``batch_size`` (padding-
+        sensitive back ends waste least, and batch composition depends only on the inputs),
+        resampled explicitly to :attr:`sample_rate` (counted in ``stats``), identical audio
+        transcribed once, and — with ``cache`` — every batch committed as it finishes.
+        """
+        return run_judge(self, "transcribe", self._transcribe_requests, audios, stats, cache, desc)
+
+    def _transcribe_requests(self, requests: list[JudgeRequest]) -> list[str]:
+        texts = self._transcribe_batch([r.audio.samples for r in requests])
+        if not isinstance(texts, list) or len(texts) != len(requests):
+            n = len(texts) if isinstance(texts, list) else type(texts).__name__
+            raise PluginError(
+                f"judge {self.name!r} returned {n} transcripts for {len(requests)} audios"
+            )
+        return [" ".join(str(t).split()) for t in texts]
 
     def _transcribe_batch(self, samples: list[np.ndarray]) -> list[str]:
         raise NotImplementedError
@@ -261,58 +229,60 @@ def judge_key(judge: Judge) -> str:
     return digest({"judge": judge.identity(), "code": judge_code(judge)})
 
 
+@dataclass(frozen=True)
+class JudgeRequest:
+    """One audio for a judge, at the judge's rate (other inputs go in judge-specific types)."""
+
+    audio: Audio
+    key: str = ""
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"audio": self.audio.content_hash()}
+
+
+def run_judge(
+    judge: Judge,
+    method: str,
+    call: Callable[[list[JudgeRequest]], list[Any]],
+    audios: Sequence[Audio],
+    stats: ExecStats | None = None,
+    cache: ResultCache | None = None,
+    desc: str | None = None,
+    store: Callable[[str, Any, Any], Any] | None = None,
+    load: Callable[[str, Any], Any] | None = None,
+) -> list[Any]:
+    """``call`` (a judge's batched method) on ``audios`` through the executor, keyed by the
+    judge's identity and code (:func:`judge_key`), ``method`` and each audio's content hash.
+
+    ``cache=None`` keeps values for this call only. Values must be JSON-serialisable unless
+    ``store``/``load`` say how they are kept (see :class:`speechlm_eval.execute.Job`).
+    """
+    for i, a in enumerate(audios):
+        if not isinstance(a, Audio):
+            raise TypeError(f"{method}: item {i} is {type(a).__name__}, expected Audio")
+    job = Job(method, judge_key(judge), call, judge.sample_rate)
+    if store is not None and load is not None:
+        job = Job(method, job.worker_key, call, judge.sample_rate, store, load)
+    items = [Item("", a.duration, lambda conform, a=a: JudgeRequest(conform(a))) for a in audios]
+    return execute(
+        job,
+        items,
+        cache=cache if cache is not None else ResultCache(None),
+        sizer=BatchSizer(judge.batch_size),
+        stats=stats if stats is not None else ExecStats(),
+        desc=desc,
+        shard=False,  # every rank holds the same audio to judge; each judges it all, cached
+    )
+
+
 def transcribe_cached(
     judge: ASRJudge,
     audios: Sequence[Audio],
     cache: ResultCache,
     stats: ExecStats | None = None,
-    chunk: int | None = None,
     desc: str | None = None,
 ) -> list[str]:
-    """``judge.transcribe(audios)`` through ``cache``: keyed by (judge identity, audio hash).
-
-    Identical audio is transcribed once. Missing transcripts are computed and committed in
-    chunks (default: 4 judge batches), so a killed run keeps what it finished. ``desc``:
-    show a progress bar with that label (counts audio to transcribe, not cache hits).
-    """
-    jkey = judge_key(judge)
-    keys = [digest([jkey, "transcribe", a.content_hash()]) for a in audios]
-    hits = cache.get_many(set(keys))
-    first: dict[str, int] = {}
-    for i, k in enumerate(keys):
-        if k not in hits:
-            first.setdefault(k, i)
-    todo = list(first.items())
-    calls = ExecStats()
-    if stats is not None:
-        stats.cache_hits += len(keys) - sum(1 for k in keys if k not in hits)
-        # Resampling is counted for every audio, cached or not, so the record is the same
-        # for a fresh and a resumed run.
-        for a in audios:
-            if a.sample_rate != judge.sample_rate:
-                r = f"{a.sample_rate}->{judge.sample_rate}"
-                stats.resampled[r] = stats.resampled.get(r, 0) + 1
-    step = chunk or 4 * judge.batch_size
-    bar = None
-    if desc is not None and todo:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(todo), desc=desc, unit="file", dynamic_ncols=True)
-    try:
-        for s in range(0, len(todo), step):
-            part = todo[s : s + step]
-            texts = judge.transcribe([audios[i] for _, i in part], calls)
-            new = {k: t for (k, _), t in zip(part, texts, strict=True)}
-            cache.put_many(new)
-            hits.update(new)
-            calls.computed += len(part)
-            if bar is not None:
-                bar.update(len(part))
-    finally:
-        if bar is not None:
-            bar.close()
-    if stats is not None:
-        stats.computed += calls.computed
-        stats.model_calls += calls.model_calls
-        stats.batch_sizes.extend(calls.batch_sizes)
-    return [hits[k] for k in keys]
+    """``judge.transcribe(audios)`` through ``cache``: keyed by (judge identity and code, audio
+    hash); identical audio is transcribed once and every batch is committed as it finishes, so
+    a killed run never transcribes twice. ``desc``: label of the progress bar."""
+    return judge.transcribe(audios, stats, cache, desc)

@@ -27,6 +27,7 @@ class TaskContext:
     stats: ExecStats
     seed: int
     log_samples: bool
+    judges: dict[str, Any] = field(default_factory=dict)  # role -> loaded judge (bound roles)
 
     @property
     def name(self) -> str:

@@ -27,25 +27,29 @@ import soundfile as sf
 from ..abx.items import ABXDataset, check_against_durations, first_appearance_ids, read_item_file
 from ..errors import DataError
 from ..hashing import sha256_file
+from ..options import Opt
+from ._options import names, read_options, reader_spec
 
 DEFAULT_EXTENSIONS = (".wav", ".flac")
 
 
-def _names(value: Any, key: str) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-        return value
-    raise DataError(f"abx_item reader: option {key!r} must be a string or a list of strings")
+OPTIONS = reader_spec(
+    {
+        "item": Opt(object, None, check=names, expect="a string or a list of strings"),
+        "audio": Opt(str, None, doc="audio folder relative to the data folder"),
+        "extensions": Opt(
+            object, list(DEFAULT_EXTENSIONS), check=names, expect="a string or a list of strings"
+        ),
+    }
+)
 
 
 def _item_file(root: Path, options: dict[str, Any]) -> Path:
-    if "item" in options:
-        names = _names(options["item"], "item")
-        for name in names:
+    if options["item"] is not None:
+        for name in options["item"]:
             if (root / name).is_file():
                 return root / name
-        raise DataError(f"{root}: no item file {' or '.join(names)}")
+        raise DataError(f"{root}: no item file {' or '.join(options['item'])}")
     found = sorted(root.glob("*.item"))
     if len(found) == 1:
         return found[0]
@@ -61,8 +65,8 @@ def _item_file(root: Path, options: dict[str, Any]) -> Path:
 
 
 def _audio_dir(root: Path, item: Path, options: dict[str, Any]) -> Path:
-    if "audio" in options:
-        d = root / str(options["audio"])
+    if options["audio"] is not None:
+        d = root / options["audio"]
         if not d.is_dir():
             raise DataError(f"{root}: audio folder {d} (option 'audio') not found")
         return d
@@ -73,18 +77,11 @@ def _audio_dir(root: Path, item: Path, options: dict[str, Any]) -> Path:
 def read_abx_item(root: Path, options: dict[str, Any]) -> ABXDataset:
     """Read an ABX layout: item file, audio files by stem, durations; see the module doc."""
     root = Path(root)
-    unknown = set(options) - {"item", "audio", "extensions"}
-    if unknown:
-        raise DataError(
-            f"abx_item reader: unknown option(s) {sorted(unknown)}; allowed: audio, "
-            f"extensions, item"
-        )
+    options = read_options("abx_item", OPTIONS, options)
     item_path = _item_file(root, options)
     items = read_item_file(item_path)
     audio_dir = _audio_dir(root, item_path, options)
-    exts = tuple(
-        e.lower() for e in _names(options.get("extensions", list(DEFAULT_EXTENSIONS)), "extensions")
-    )
+    exts = tuple(e.lower() for e in options["extensions"])
     wanted = dict.fromkeys(it.file for it in items)
     files: dict[str, Path] = {}
     for p in sorted(audio_dir.rglob("*")):

@@ -15,7 +15,13 @@ from typing import Any
 from ..dataset import ChoiceDataset, ChoiceItem
 from ..errors import DataError
 from ..hashing import sha256_file
+from ..options import Opt
+from ._options import non_empty, read_options, reader_spec
 from ._table import read_table
+
+OPTIONS = reader_spec(
+    {"file": Opt(str, "manifest.jsonl", check=non_empty, expect="a file name", doc="JSONL or CSV")}
+)
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
@@ -69,13 +75,7 @@ def _resolve(base: Path, rel: Any, where: str) -> Path:
 
 def read_manifest(root: Path, options: dict[str, Any]) -> ChoiceDataset:
     """Read ``root/<options.file>`` (default ``manifest.jsonl``)."""
-    unknown = sorted(set(options) - {"file"})
-    if unknown:
-        raise DataError(f"manifest reader: unknown option(s) {unknown}; allowed: file")
-    name = options.get("file", "manifest.jsonl")
-    if not isinstance(name, str) or not name:
-        raise DataError(f"manifest reader: option 'file' must be a file name, got {name!r}")
-    path = root / name
+    path = root / read_options("manifest", OPTIONS, options)["file"]
     rows = _rows(path)
     if not rows:
         raise DataError(f"{path}: no rows")

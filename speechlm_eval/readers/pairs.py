@@ -9,6 +9,8 @@ from typing import Any
 from ..audio import check_audio_path
 from ..dataset import ChoiceDataset, ChoiceItem, listing_hash
 from ..errors import DataError
+from ..options import Opt
+from ._options import non_empty, read_options, reader_spec
 
 
 def _identity(reader: str, root: Path, paths: list[Path], n_items: int) -> dict[str, Any]:
@@ -33,11 +35,13 @@ def _wavs(root: Path, recursive: bool) -> list[Path]:
     return paths
 
 
-def _check_options(reader: str, options: dict[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(options) - allowed - {"_reader"})
-    if unknown:
-        listed = ", ".join(sorted(allowed)) or "none"
-        raise DataError(f"{reader} reader: unknown option(s) {unknown}; allowed: {listed}")
+PAIR_OPTIONS = reader_spec(
+    {
+        "separator": Opt(str, "_", check=non_empty, expect="a non-empty string"),
+        "subfolder": Opt(bool, False, doc="look in sub-folders too"),
+    }
+)
+SALMON_OPTIONS = reader_spec({})
 
 
 def _stem(root: Path, p: Path) -> str:
@@ -53,19 +57,13 @@ def read_pair_folders(root: Path, options: dict[str, Any]) -> ChoiceDataset:
     reads consecutive files as positive, negative). ``subfolder: true`` looks in
     sub-folders too (sWUGGY/sBLIMP as slamkit lays them out).
     """
-    reader = options.get("_reader", "pair_folders")
-    _check_options(reader, options, {"separator", "subfolder"})
-    sep = options.get("separator", "_")
-    if not isinstance(sep, str) or not sep:
-        raise DataError(
-            f"{reader} reader: option 'separator' must be a non-empty string, got {sep!r}"
-        )
-    subfolder = options.get("subfolder", False)
-    if not isinstance(subfolder, bool):
-        raise DataError(
-            f"{reader} reader: option 'subfolder' must be true or false, got {subfolder!r}"
-        )
-    paths = _wavs(root, subfolder)
+    return _read_pairs(root, options, "pair_folders")
+
+
+def _read_pairs(root: Path, options: dict[str, Any], reader: str) -> ChoiceDataset:
+    opts = read_options(reader, PAIR_OPTIONS, options)
+    sep = opts["separator"]
+    paths = _wavs(root, opts["subfolder"])
     groups: dict[int, list[Path]] = {}
     for p in paths:
         head = p.stem.split(sep, 1)[0]
@@ -94,7 +92,7 @@ def read_pair_folders(root: Path, options: dict[str, Any]) -> ChoiceDataset:
 
 def read_storycloze(root: Path, options: dict[str, Any]) -> ChoiceDataset:
     """sStoryCloze / tStoryCloze folder: ``<index>_correct*.wav`` and ``<index>_incorrect*.wav``."""
-    return read_pair_folders(root, {"separator": "_", **options, "_reader": "storycloze"})
+    return _read_pairs(root, options, "storycloze")
 
 
 _SALMON = re.compile(r"^sample_(\d+)_(\d+)$")
@@ -102,7 +100,7 @@ _SALMON = re.compile(r"^sample_(\d+)_(\d+)$")
 
 def read_salmon(root: Path, options: dict[str, Any]) -> ChoiceDataset:
     """One SALMon part: ``sample_<idx>_<k>.wav``, k = 0 the positive, k >= 1 the negatives."""
-    _check_options("salmon", options, set())
+    read_options("salmon", SALMON_OPTIONS, options)
     paths = _wavs(root, False)
     groups: dict[int, dict[int, Path]] = {}
     for p in paths:

@@ -24,6 +24,8 @@ import pandas as pd
 from ..dataset import listing_hash
 from ..errors import DataError
 from ..hashing import digest, sha256_file
+from ..options import Opt
+from ._options import names, non_empty, read_options, reader_spec
 
 AUDIO_EXTS = (".flac", ".wav")
 
@@ -74,10 +76,20 @@ def _audio_for(folder: Path, utt: str, exts: tuple[str, ...]) -> Path | None:
     return None
 
 
-def _audio_exts(options: dict[str, Any]) -> tuple[str, ...]:
-    exts = options.get("audio_ext", AUDIO_EXTS)
-    exts = (exts,) if isinstance(exts, str) else tuple(exts)
-    return tuple(e if e.startswith(".") else f".{e}" for e in exts)
+LIBRISPEECH_OPTIONS = reader_spec(
+    {
+        "audio_ext": Opt(
+            object,
+            list(AUDIO_EXTS),
+            check=names,
+            expect="an extension or a list of extensions",
+            doc="tried in order",
+        )
+    }
+)
+MANIFEST_OPTIONS = reader_spec(
+    {"file": Opt(str, "transcripts.jsonl", check=non_empty, expect="a file name")}
+)
 
 
 def read_librispeech(root: Path, options: dict[str, Any]) -> TranscribedDataset:
@@ -85,7 +97,8 @@ def read_librispeech(root: Path, options: dict[str, Any]) -> TranscribedDataset:
 
     Options: ``audio_ext`` (extension or list, tried in order; default ``.flac``, ``.wav``).
     """
-    exts = _audio_exts(options)
+    given = read_options("librispeech", LIBRISPEECH_OPTIONS, options)["audio_ext"]
+    exts = tuple(e if e.startswith(".") else f".{e}" for e in given)
     trans = sorted(root.glob("*/*/*.trans.txt"))
     if not trans:
         raise DataError(
@@ -179,7 +192,7 @@ def _manifest_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
 
 def read_transcribed_manifest(root: Path, options: dict[str, Any]) -> TranscribedDataset:
     """Read ``root/<options.file>`` (default ``transcripts.jsonl``): ``id``, ``audio``, ``text``."""
-    path = root / options.get("file", "transcripts.jsonl")
+    path = root / read_options("transcribed_manifest", MANIFEST_OPTIONS, options)["file"]
     rows = _manifest_rows(path)
     if not rows:
         raise DataError(f"{path}: no rows")

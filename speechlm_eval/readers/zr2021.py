@@ -15,6 +15,8 @@ from typing import Any
 from ..dataset import ChoiceDataset, ChoiceItem
 from ..errors import DataError
 from ..hashing import sha256_file
+from ..options import Opt
+from ._options import non_empty, read_options, reader_spec
 from ._table import read_csv, wav_files
 
 
@@ -29,15 +31,14 @@ def _identity(reader: str, root: Path, gold: Path, n_files: int, n_items: int) -
     }
 
 
+OPTIONS = reader_spec(
+    {"gold": Opt(str, "gold.csv", check=non_empty, expect="a file name", doc="the gold CSV")}
+)
+
+
 def _gold_path(reader: str, root: Path, options: dict[str, Any]) -> Path:
     """``root/<options.gold>`` (default ``gold.csv``); no other reader option exists."""
-    unknown = sorted(set(options) - {"gold"})
-    if unknown:
-        raise DataError(f"{reader} reader: unknown option(s) {unknown}; allowed: gold")
-    name = options.get("gold", "gold.csv")
-    if not isinstance(name, str) or not name:
-        raise DataError(f"{reader} reader: option 'gold' must be a file name, got {name!r}")
-    return root / name
+    return root / read_options(reader, OPTIONS, options)["gold"]
 
 
 def _frequency(gold: Path, filename: str, text: str) -> int | None:

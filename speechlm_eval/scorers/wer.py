@@ -38,22 +38,26 @@ from ..cache import ResultCache
 from ..errors import ConfigError, DataError
 from ..execute import ExecStats
 from ..hashing import digest, sha256_file
+from ..options import Opt, Spec
 from .base import Metric, ScoreReport
 
 NORMALIZERS = ("whisper_english", "whisper_basic", "none")
 METRICS = ("wer", "cer")
 CI_METHODS = ("percentile", "basic", "BCa")
 
-DEFAULT_OPTIONS: dict[str, Any] = {
-    "metric": "wer",  # the task's headline metric
-    "judge": "faster-whisper",
-    "judge_args": {},
-    "normalizer": "whisper_english",
-    "bootstrap_resamples": 1000,
-    "confidence_level": 0.95,
-    "ci_method": "percentile",
-    "seed": 0,
-}
+# Task YAML ``scoring.options`` (typed by the YAML parser: strict, no string coercion).
+OPTIONS = Spec(
+    {
+        "metric": Opt(str, "wer", choices=METRICS, doc="the task's headline metric"),
+        "normalizer": Opt(str, "whisper_english", choices=NORMALIZERS),
+        "bootstrap_resamples": Opt(int, 1000, ge=0),
+        "confidence_level": Opt(float, 0.95, gt=0, lt=1),
+        "ci_method": Opt(str, "percentile", choices=CI_METHODS),
+        "seed": Opt(int, 0, ge=0, doc="bootstrap seed"),
+    },
+    noun="key",
+    strict=True,
+)
 
 
 # --- normalisers -------------------------------------------------------------------------------
@@ -265,54 +269,21 @@ class WERReport(ScoreReport):
     judge: dict[str, Any] | None = None  # the judge's identity (score_audio only)
 
 
-def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    where = "scoring.options"
-    unknown = set(options) - set(DEFAULT_OPTIONS)
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key(s) {sorted(unknown)}; allowed: {', '.join(DEFAULT_OPTIONS)}"
-        )
-    o = {**DEFAULT_OPTIONS, **options}
-    if o["metric"] not in METRICS:
-        raise ConfigError(f"{where}: 'metric' must be 'wer' or 'cer', got {o['metric']!r}")
-    for key in ("judge", "normalizer", "ci_method"):
-        if not isinstance(o[key], str):
-            raise ConfigError(f"{where}: '{key}' must be a string, got {o[key]!r}")
-    if o["normalizer"] not in NORMALIZERS:
-        raise ConfigError(
-            f"{where}: 'normalizer' must be one of {', '.join(NORMALIZERS)}, "
-            f"got {o['normalizer']!r}"
-        )
-    if o["ci_method"] not in CI_METHODS:
-        raise ConfigError(
-            f"{where}: 'ci_method' must be one of {', '.join(CI_METHODS)}, got {o['ci_method']!r}"
-        )
-    if not isinstance(o["judge_args"], dict):
-        raise ConfigError(f"{where}: 'judge_args' must be a mapping, got {o['judge_args']!r}")
-    for key in ("bootstrap_resamples", "seed"):
-        v = o[key]
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise ConfigError(f"{where}: '{key}' must be an integer >= 0, got {v!r}")
-    lvl = o["confidence_level"]
-    if isinstance(lvl, bool) or not isinstance(lvl, (int, float)) or not 0 < lvl < 1:
-        raise ConfigError(f"{where}: 'confidence_level' must be in (0, 1), got {lvl!r}")
-    return o
-
-
 class WERScorer:
     """Corpus WER and CER with bootstrap uncertainty.
 
     ``score(refs, hyps, original=None)`` scores transcripts; ``score_audio`` first
-    transcribes audio with the task's judge (through the cache) and then scores. Options
-    (task YAML ``scoring.options``): ``metric`` (headline, ``wer``/``cer``), ``judge``,
-    ``judge_args``, ``normalizer``, ``bootstrap_resamples``, ``confidence_level``,
-    ``ci_method``, ``seed``.
+    transcribes audio with the task's ``asr`` judge (a role bound in the task YAML's
+    ``judges:``, or by ``--judge``) through the cache and then scores. Options (task YAML
+    ``scoring.options``): ``metric`` (headline, ``wer``/``cer``), ``normalizer``,
+    ``bootstrap_resamples``, ``confidence_level``, ``ci_method``, ``seed``.
     """
 
     name = "wer"
+    roles = ("asr",)  # judge roles the task must bind
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
-        self.options = _check_options(dict(options or {}))
+        self.options = OPTIONS.parse("scoring options of the wer scorer", options)
         self.normalizer = get_normalizer(self.options["normalizer"])
 
     def describe(self) -> dict[str, Any]:
@@ -459,31 +430,26 @@ class WERScorer:
 
     # --- with the judge ----------------------------------------------------------------------
 
-    def load_judge(self) -> Any:
-        """The ASR judge the options name, loaded once per process."""
-        from ..judges import ASRJudge, load_judge
-
-        judge = load_judge(self.options["judge"], **self.options["judge_args"])
-        if not isinstance(judge, ASRJudge):
-            raise ConfigError(
-                f"scoring.options: judge {self.options['judge']!r} is not an ASR judge"
-            )
-        return judge
-
     def score_audio(
         self,
         refs: Mapping[str, str],
         audios: Mapping[str, Audio],
         cache: ResultCache,
+        judge: Any,
         original: Mapping[str, Audio] | None = None,
         stats: ExecStats | None = None,
         desc: str | None = None,
     ) -> WERReport:
-        """Transcribe ``audios`` (and ``original``, the dataset's own audio) with the task's
-        judge through ``cache``, then :meth:`score`. The report carries the judge's identity."""
-        from ..judges import judge_record, transcribe_cached
+        """Transcribe ``audios`` (and ``original``, the dataset's own audio) with ``judge`` (the
+        task's bound ``asr`` role) through ``cache``, then :meth:`score`. The report carries the
+        judge's identity. The only path from audio to WER: the resynthesis pipeline uses it."""
+        from ..judges import ASRJudge
 
-        judge = self.load_judge()
+        if not isinstance(judge, ASRJudge):
+            raise ConfigError(
+                f"judges: the 'asr' role is played by {getattr(judge, 'name', judge)!r}, "
+                "which is not an ASR judge"
+            )
         ids = list(refs)
         for what, d in (("audio", audios), ("original audio", original or audios)):
             missing = [u for u in ids if u not in d]
@@ -492,14 +458,14 @@ class WERScorer:
                     f"WER scoring: no {what} for {len(missing)} utterance(s): {missing[:5]}"
                 )
         label = (lambda what: f"{desc} {what}") if desc else (lambda what: None)
-        texts = transcribe_cached(judge, [audios[u] for u in ids], cache, stats, desc=label("asr"))
+        texts = judge.transcribe([audios[u] for u in ids], stats, cache, label("asr"))
         hyps = dict(zip(ids, texts, strict=True))
         orig = None
         if original is not None:
-            texts = transcribe_cached(
-                judge, [original[u] for u in ids], cache, stats, desc=label("asr (original)")
+            texts = judge.transcribe(
+                [original[u] for u in ids], stats, cache, label("asr (original)")
             )
             orig = dict(zip(ids, texts, strict=True))
         report = self.score(refs, hyps, orig)
-        report.judge = judge_record(judge)
+        report.judge = judge.identity()
         return report
