@@ -1,6 +1,6 @@
 """speechlm-eval: an evaluation harness for speech language models."""
 
-from .audio import Audio, load_audio
+from .audio import Audio, AudioRef, load_audio
 from .errors import ConfigError, DataError, PluginError, SlmEvalError
 from .model import (
     CAPABILITIES,
@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CAPABILITIES",
     "Audio",
+    "AudioRef",
     "ConfigError",
     "ContinueRequest",
     "ConverseRequest",

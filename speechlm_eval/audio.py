@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from math import gcd
 from pathlib import Path
 
@@ -137,11 +137,14 @@ def _truncated_data(extra_info: str) -> tuple[int, int] | None:
     return declared, present
 
 
-def audio_info(path: str | Path, expected_rate: int | None = None) -> AudioInfo:
+def audio_info(
+    path: str | Path, expected_rate: int | None = None, multichannel: bool = False
+) -> AudioInfo:
     """Read and check an audio file's header.
 
-    Checks: a readable regular file, not 8-bit PCM, data not cut short, mono, non-empty, and
-    (when given) the expected sample rate. Each failure is a :class:`DataError` naming the file.
+    Checks: a readable regular file, not 8-bit PCM, data not cut short, mono (unless
+    ``multichannel``: an :class:`AudioRef` then picks one channel), non-empty, and (when given)
+    the expected sample rate. Each failure is a :class:`DataError` naming the file.
     """
     p = check_audio_path(path)
     if p.stat().st_size == 0:
@@ -162,7 +165,7 @@ def audio_info(path: str | Path, expected_rate: int | None = None) -> AudioInfo:
             f"{p}: truncated file: the WAV header declares {cut[0]} bytes of samples, the file "
             f"holds {cut[1]} (an interrupted copy or download?)"
         )
-    if info.channels != 1:
+    if info.channels != 1 and not multichannel:
         raise DataError(f"{p}: expected mono audio, file has {info.channels} channels")
     if info.frames <= 0:
         raise DataError(f"{p}: audio file is empty (0 frames)")
@@ -178,6 +181,60 @@ def audio_info(path: str | Path, expected_rate: int | None = None) -> AudioInfo:
     return AudioInfo(p, int(info.samplerate), int(info.frames), int(info.channels), info.subtype)
 
 
+@dataclass(frozen=True)
+class AudioRef:
+    """A view of an audio file, read only when loaded: one ``channel`` (``None``: the file must
+    be mono), from ``offset`` seconds for ``duration`` seconds (``None``: to the end). A 3 s
+    prompt, one side of a two-channel dialogue and a stereo file's left channel are views of
+    their files, not copies; each loads as a validated mono :class:`Audio`."""
+
+    path: Path
+    offset: float = 0.0
+    duration: float | None = None
+    channel: int | None = None
+    expected_rate: int | None = None
+
+    def info(self) -> AudioInfo:
+        """The file's checked header, and this view checked against it."""
+        info = audio_info(self.path, self.expected_rate, multichannel=self.channel is not None)
+        if self.channel is not None and not 0 <= self.channel < info.channels:
+            raise DataError(
+                f"{self.path}: channel {self.channel} requested, the file has {info.channels}"
+            )
+        start, stop = self._frames(info)
+        if not (0 <= start < stop <= info.frames):
+            raise DataError(
+                f"{self.path}: the view {self.offset:g} s + {self.duration} s is outside the "
+                f"file ({info.duration:g} s)"
+            )
+        return info
+
+    def _frames(self, info: AudioInfo) -> tuple[int, int]:
+        start = round(self.offset * info.sample_rate)
+        if self.duration is None:
+            return start, info.frames
+        return start, start + round(self.duration * info.sample_rate)
+
+    def seconds(self, info: AudioInfo) -> float:
+        """Length of the view (the executor's cost for longest-first ordering)."""
+        start, stop = self._frames(info)
+        return (stop - start) / info.sample_rate
+
+    def head(self, seconds: float) -> AudioRef:
+        """The first ``seconds`` of this view (e.g. a continuation prompt)."""
+        return replace(self, duration=seconds)
+
+    def load(self, info: AudioInfo | None = None) -> Audio:
+        """Decode the view into a validated mono :class:`Audio` (see :func:`load_audio`)."""
+        info = info if info is not None else self.info()
+        start, stop = self._frames(info)
+        whole = start == 0 and stop == info.frames
+        label = str(self.path)
+        if self.channel is not None or not whole:
+            label += f"[ch {self.channel or 0}, {start}:{stop}]"
+        return _decode(self.path, info, self.channel or 0, None if whole else (start, stop), label)
+
+
 def load_audio(
     path: str | Path, expected_rate: int | None = None, info: AudioInfo | None = None
 ) -> Audio:
@@ -190,17 +247,27 @@ def load_audio(
     p = Path(path)
     if info is None:
         info = audio_info(p, expected_rate)
+    return _decode(p, info, 0, None, str(p))
+
+
+def _decode(
+    p: Path, info: AudioInfo, channel: int, span: tuple[int, int] | None, label: str
+) -> Audio:
+    """Decode ``channel`` of ``p`` (frames ``span``, or all) and validate it: every frame the
+    header announces is there, and float samples lie in [-1, 1]."""
+    start, stop = span if span is not None else (0, None)
     try:
-        data, sr = sf.read(str(p), dtype="float32", always_2d=True)
+        data, sr = sf.read(str(p), dtype="float32", always_2d=True, start=start, stop=stop)
     except Exception as e:
         raise DataError(f"{p}: cannot decode audio ({e})") from None
+    want = (span[1] - span[0]) if span is not None else info.frames
     # MPEG frame counts come from a stream scan that other encoders' VBR files can defeat.
-    if data.shape[0] != info.frames and not info.subtype.startswith("MPEG"):
+    if data.shape[0] != want and not info.subtype.startswith("MPEG"):
         raise DataError(
-            f"{p}: decoded {data.shape[0]} frames, the header declares {info.frames} "
+            f"{p}: decoded {data.shape[0]} frames, the header declares {want} "
             "(a truncated or corrupt file?)"
         )
-    audio = Audio(np.ascontiguousarray(data[:, 0]), int(sr), str(p))
+    audio = Audio(np.ascontiguousarray(data[:, channel]), int(sr), label)
     if info.subtype in FLOAT_SUBTYPES:
         peak_at = int(np.argmax(np.abs(audio.samples)))
         peak = float(abs(audio.samples[peak_at]))

@@ -12,7 +12,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import distributed, registry
-from .audio import Audio, audio_info, load_audio
+from .audio import Audio, AudioRef
 from .cache import BlobStore, ResultCache
 from .errors import PluginError
 from .hashing import digest
@@ -268,7 +268,7 @@ class Capability:
 def run_requests(
     model: SpeechLM,
     mkey: str,
-    files: Mapping[str, Path],
+    files: Mapping[str, Path | AudioRef],
     cap: Capability,
     *,
     expected_rate: int | None,
@@ -277,14 +277,20 @@ def run_requests(
     desc: str,
     stats: ExecStats,
 ) -> dict[str, Any]:
-    """One request per audio file of a dataset, through :func:`execute`: ``stem -> value``."""
-    infos = {s: audio_info(p, expected_rate) for s, p in files.items()}
+    """One request per audio file (or :class:`AudioRef` view of one) of a dataset, through
+    :func:`execute`: ``stem -> value``. Headers are checked up front; samples are read batch by
+    batch."""
+    refs = {
+        s: p if isinstance(p, AudioRef) else AudioRef(Path(p), expected_rate=expected_rate)
+        for s, p in files.items()
+    }
+    infos = {s: r.info() for s, r in refs.items()}
 
     def item(stem: str) -> Item:
         def make(conform: Callable[[Audio], Audio]) -> Any:
-            return cap.make(stem, conform(load_audio(files[stem], expected_rate, infos[stem])))
+            return cap.make(stem, conform(refs[stem].load(infos[stem])))
 
-        return Item(stem, infos[stem].frames / infos[stem].sample_rate, make)
+        return Item(stem, refs[stem].seconds(infos[stem]), make)
 
     stems = list(files)
     values = execute(
