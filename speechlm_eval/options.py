@@ -287,7 +287,8 @@ def parse_pairs(text: str, owner: str, sep: str = ";") -> dict[str, str]:
         if not part:
             continue
         if "=" not in part:
-            raise ConfigError(f"{owner}: expected k=v{sep}k=v, got {part!r}")
+            form = "key=value" if sep == "," else f"k=v{sep}k=v"  # --model_args says key=value
+            raise ConfigError(f"{owner}: expected {form}, got {part!r}")
         k, v = part.split("=", 1)
         if not k.strip():
             raise ConfigError(f"{owner}: empty key in {part!r}")

@@ -30,6 +30,7 @@ from .judges.roles import (
     required_roles,
 )
 from .model import SpeechLM
+from .options import parse_pairs
 from .pipelines import TaskContext, pipeline_for
 from .provenance import git_hash, package_versions
 from .results import (
@@ -72,20 +73,7 @@ class RunOptions:
 
 def parse_model_args(spec: str | None) -> dict[str, str]:
     """``k1=v1,k2=v2`` -> dict (values stay strings; the plugin parses them)."""
-    out: dict[str, str] = {}
-    if not spec:
-        return out
-    for part in spec.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if "=" not in part:
-            raise ConfigError(f"--model_args: expected key=value, got {part!r}")
-        k, v = part.split("=", 1)
-        if not k.strip():
-            raise ConfigError(f"--model_args: empty key in {part!r}")
-        out[k.strip()] = v.strip()
-    return out
+    return parse_pairs(spec or "", "--model_args", sep=",")
 
 
 def load_model(name: str, args: dict[str, Any], device: str | None = None) -> SpeechLM:
