@@ -16,8 +16,8 @@ from typing import Any
 
 from . import distributed, registry
 from .config import TaskConfig
-from .dataset import ChoiceDataset, locate
-from .errors import ConfigError, DataError, DataNotFoundError
+from .dataset import TaskData, locate
+from .errors import ConfigError, DataError, DataNotFoundError, PluginError
 
 DATA_ENV = "SLM_EVAL_DATA"
 SOURCES = ("auto", "official", "builtin")
@@ -136,15 +136,18 @@ def locate_task_data(cfg: TaskConfig, data: DataOptions, build_missing: bool = F
     return locate(cfg.task, cfg.dataset.subdirs, [("built-in suite", broot)])
 
 
-def read_task_data(
-    cfg: TaskConfig, data: DataOptions, build_missing: bool = False
-) -> ChoiceDataset:
+def read_task_data(cfg: TaskConfig, data: DataOptions, build_missing: bool = False) -> TaskData:
     """Locate and read a task's dataset with its registered reader; record where it came from."""
     from .builtin.build import find_builtin_root
 
     root = locate_task_data(cfg, data, build_missing)
     reader = registry.get("readers", cfg.dataset.reader)
     ds = reader(root, dict(cfg.dataset.options))
+    if not isinstance(ds, TaskData):
+        raise PluginError(
+            f"reader {cfg.dataset.reader!r} returned {type(ds).__name__}; expected a dataset "
+            "with root, files, identity, items, doc_ids() and limited() (speechlm_eval.dataset)"
+        )
     if not ds.items:
         raise DataError(f"task {cfg.task!r}: {root} holds no items")
     found = find_builtin_root(root)

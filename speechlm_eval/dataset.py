@@ -13,9 +13,27 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from .errors import DataNotFoundError
+
+
+@runtime_checkable
+class TaskData(Protocol):
+    """What every reader returns (:class:`ChoiceDataset`, ``TranscribedDataset``,
+    ``ABXDataset``): the audio files by stem, the task's items, the data's identity (recorded
+    in results), and the *docs* — the unit of ``--limit`` and of the first averaging step."""
+
+    root: Path
+    files: dict[str, Path]
+    identity: dict[str, Any]
+
+    @property
+    def items(self) -> Any: ...
+
+    def doc_ids(self) -> list[str]: ...
+
+    def limited(self, limit: int | None) -> TaskData: ...
 
 
 @dataclass(frozen=True)
