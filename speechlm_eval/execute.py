@@ -22,6 +22,8 @@ from .model import (
     EncodeResult,
     LoglikelihoodRequest,
     LoglikelihoodResult,
+    RespondRequest,
+    RespondResult,
     ResynthesizeRequest,
     SpeechLM,
 )
@@ -394,6 +396,43 @@ def continue_capability(model: SpeechLM, blobs: BlobStore) -> Capability:
         "continue",
         lambda s, a: ContinueRequest(prompt=a, key=s),
         model.continue_,
+        store,
+        load,
+    )
+
+
+def respond_capability(model: SpeechLM, blobs: BlobStore) -> Capability:
+    """``respond``: a text and/or an audio answer per instruction; the audio kept as a blob."""
+
+    def store(key: str, req: RespondRequest, r: Any) -> dict[str, Any]:
+        if not isinstance(r, RespondResult):
+            raise PluginError(
+                f"respond({req.key!r}): model returned {type(r).__name__}; "
+                "expected speechlm_eval.RespondResult"
+            )
+        if r.text is None and r.audio is None:
+            raise PluginError(f"respond({req.key!r}): the answer has neither text nor audio")
+        if r.audio is not None and not isinstance(r.audio, Audio):
+            raise PluginError(f"respond({req.key!r}): the answer's audio is not an Audio")
+        if r.audio is not None:
+            blobs.put(key, r.audio.samples)
+        return {
+            "text": r.text,
+            "sample_rate": None if r.audio is None else int(r.audio.sample_rate),
+        }
+
+    def load(key: str, v: dict[str, Any]) -> RespondResult | None:
+        if v["sample_rate"] is None:
+            return RespondResult(text=v["text"])
+        x = blobs.get(key)
+        if x is None:
+            return None
+        return RespondResult(v["text"], Audio(x, int(v["sample_rate"]), f"response:{key[:12]}"))
+
+    return Capability(
+        "respond",
+        lambda s, a: RespondRequest(audio=a, key=s),
+        model.respond,
         store,
         load,
     )

@@ -245,3 +245,61 @@ def test_silero_vad_finds_the_pause_between_two_utterances(tmp_path):
     # the same segments as the package's function called directly (the reference)
     ref = get_speech_timestamps(torch.from_numpy(x), load_silero_vad(onnx=False), sampling_rate=SR)
     assert segs == [(t["start"] / SR, t["end"] / SR) for t in ref]
+
+
+# --- respond: text and audio answers through the same executor ----------------------------------
+
+
+class Parrot(SpeechLM):
+    """respond: the instruction's text upper-cased; with audio, the audio reversed as speech."""
+
+    capabilities = frozenset({"respond"})
+    sample_rate = SR
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def identity(self) -> dict[str, Any]:
+        return {"class": "Parrot"}
+
+    def respond(self, requests):
+        from speechlm_eval import RespondResult
+
+        self.calls += 1
+        return [
+            RespondResult(
+                text=(r.text or "").upper(),
+                audio=None if r.audio is None else Audio(r.audio.samples[::-1].copy(), SR),
+            )
+            for r in requests
+        ]
+
+
+def test_respond_answers_are_cached_text_and_audio(tmp_path):
+    from speechlm_eval import RespondRequest
+    from speechlm_eval.execute import respond_capability
+
+    def items():
+        return [
+            Item("q1", 0.0, lambda conform: RespondRequest(text="say yes", key="q1")),
+            Item(
+                "q2",
+                PROMPTS["p2"].duration,
+                lambda conform: RespondRequest(text="echo", audio=conform(PROMPTS["p2"])),
+            ),
+        ]
+
+    def run(model):
+        blobs = BlobStore.beside(tmp_path / "r.sqlite")
+        job = respond_capability(model, blobs).job(model, model_key("parrot", model))
+        return execute(
+            job, items(), cache=ResultCache(tmp_path / "r.sqlite"), sizer=BatchSizer(4),
+            stats=ExecStats(),
+        )  # fmt: skip
+
+    first, again = run(Parrot()), run(idle := Parrot())
+    assert first[0].text == "SAY YES" and first[0].audio is None
+    assert np.array_equal(first[1].audio.samples, PROMPTS["p2"].samples[::-1])
+    assert idle.calls == 0 and again[0].text == "SAY YES"
+    assert np.array_equal(again[1].audio.samples, first[1].audio.samples)
