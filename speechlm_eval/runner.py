@@ -132,10 +132,6 @@ def _seed_everything(seed: int) -> None:
         torch.manual_seed(seed)
 
 
-def make_scorer(cfg: TaskConfig) -> Any:
-    return registry.get("scorers", cfg.scoring.scorer)(dict(cfg.scoring.options))
-
-
 class Evaluation:
     """One ``slm-eval run``: a model, a task list, options; produces the results dict."""
 

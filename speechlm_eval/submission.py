@@ -16,7 +16,7 @@ from .data_sources import DataOptions, read_task_data
 from .dataset import ChoiceDataset
 from .errors import ConfigError, DataError
 from .pipelines.base import metric_entries
-from .runner import make_scorer
+from .scorers.base import ChoiceItemScorer, load_scorer
 
 
 def read_scores(path: Path) -> dict[str, float]:
@@ -96,7 +96,7 @@ def score_submission(
     elif cfg.capability == "loglikelihood":
         scores = read_scores(scores_path)
         check_coverage(scores_path, ds, scores)
-        report = make_scorer(cfg).score(ds.items, scores)
+        report = load_scorer(cfg, ChoiceItemScorer).score(ds.items, scores)
     else:
         raise ConfigError(
             f"task {cfg.task!r} ({cfg.capability}) cannot be scored from a submission"

@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from ..metrics import Metric, ScoreReport
 from ..options import Opt, Spec
-from ..scorers.base import Metric, ScoreReport
 from . import exact, fast
 from .cells import CONTEXT_MODES, SPEAKER_MODES, Cell, group_order, iter_cells
 from .distances import canonical_distance

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from .. import registry
 from ..cache import BlobStore, ResultCache
 from ..config import TaskConfig
 from ..execute import BatchSizer, Capability, ExecStats, run_requests
 from ..model import SpeechLM
-from ..scorers.base import ScoreReport
+from ..scorers.base import ScoreReport, load_scorer
+
+S = TypeVar("S")
 
 
 @dataclass
@@ -33,9 +34,11 @@ class TaskContext:
     def name(self) -> str:
         return self.cfg.task
 
-    def scorer(self) -> Any:
-        """The task's registered scorer, built from its YAML options."""
-        return registry.get("scorers", self.cfg.scoring.scorer)(dict(self.cfg.scoring.options))
+    def scorer(self, kind: type[S]) -> S:
+        """The task's registered scorer, built from its YAML options and checked to be a
+        ``kind`` (``ChoiceItemScorer``, ``TranscriptScorer``, ``DatasetScorer`` of
+        :mod:`speechlm_eval.scorers.base`); otherwise a ConfigError naming the task."""
+        return load_scorer(self.cfg, kind)
 
     def run(self, capability: Capability) -> dict[str, Any]:
         """The model on every file of the dataset through the cached executor: ``stem -> value``."""
@@ -60,7 +63,7 @@ class TaskOutcome:
     higher_is_better: dict[str, bool]
     scoring: dict[str, Any]
     judges: dict[str, Any] = field(default_factory=dict)
-    samples: list[dict[str, Any]] = field(default_factory=list)
+    samples: list[dict[str, Any]] = field(default_factory=list)  # rows: ``sample_records``
 
 
 def metric_entries(report: ScoreReport, filt: str) -> tuple[dict[str, Any], dict[str, bool]]:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from ..execute import encode_capability
+from ..scorers.base import DatasetScorer
 from .base import TaskContext, TaskOutcome, metric_entries
 
 
 def run_encode(ctx: TaskContext) -> TaskOutcome:
     ds = ctx.dataset
     feats = ctx.run(encode_capability(ctx.model, ctx.blobs))
-    report = ctx.scorer().score(ds, feats)
+    # ABX is aggregate-only (no per-sample unit): its rows are per-cell, as the scorer says.
+    report = ctx.scorer(DatasetScorer).score(ds, feats)
     entry, hib = metric_entries(report, "none")
-    info = dict(getattr(report, "info", None) or {})  # e.g. ABX: items used/skipped, cells
+    info = dict(report.info)  # e.g. ABX: items used/skipped, cells
     scoring = {
         "scorer": ctx.cfg.scoring.scorer,
         "options": dict(ctx.cfg.scoring.options),

@@ -7,7 +7,8 @@ from typing import Any
 from ..config import NLL_VARIANTS
 from ..dataset import ChoiceDataset
 from ..execute import run_loglikelihood
-from ..scorers.base import choice_score
+from ..metrics import SampleScore
+from ..scorers.base import ChoiceItemScorer, sample_records
 from .base import TaskContext, TaskOutcome, metric_entries
 
 
@@ -30,12 +31,16 @@ def run_likelihood(ctx: TaskContext) -> TaskOutcome:
         desc=ctx.name,
         stats=ctx.stats,
     )
-    scorer = ctx.scorer()
+    scorer = ctx.scorer(ChoiceItemScorer)
     entry: dict[str, Any] = {}
     hib: dict[str, bool] = {}
+    by_filter: dict[str, list[SampleScore]] = {}
     for variant in NLL_VARIANTS:
-        e, hib = metric_entries(scorer.score(ds.items, nll_scores(ll, variant)), f"nll_{variant}")
+        scores = nll_scores(ll, variant)
+        samples = [scorer.score_sample(it, scores) for it in ds.items]
+        e, hib = metric_entries(scorer.aggregate(samples), f"nll_{variant}")
         entry.update(e)
+        by_filter[f"nll_{variant}"] = samples
     nll = ctx.cfg.scoring.nll
     scoring = {
         "scorer": ctx.cfg.scoring.scorer,
@@ -44,22 +49,16 @@ def run_likelihood(ctx: TaskContext) -> TaskOutcome:
         "primary_metric": f"acc,nll_{nll}",
         "item_rule": "1 if positive > every foil, 0 if below one, shared point on ties",
     }
-    samples = _samples(ds, ll) if ctx.log_samples else []
-    return TaskOutcome(entry, hib, scoring, samples=samples)
-
-
-def _samples(ds: ChoiceDataset, ll: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
-    rows = []
-    for it in ds.items:
-        row = {
-            "doc_id": it.doc_id,
-            "candidates": list(it.candidates),
-            "meta": it.meta,
-            "logprob": [ll[s]["logprob"] for s in it.candidates],
-            "num_tokens": [ll[s]["num_tokens"] for s in it.candidates],
-        }
-        for v in NLL_VARIANTS:
-            sc = nll_scores({s: ll[s] for s in it.candidates}, v)
-            row[f"score,nll_{v}"] = choice_score([sc[s] for s in it.candidates])
-        rows.append(row)
-    return rows
+    rows: list[dict[str, Any]] = []
+    if ctx.log_samples:
+        # One row per item: its candidates and metadata, the item's point under each
+        # variant (``score,nll_sum``...) and the model's outputs behind them.
+        model_out = [
+            {
+                "logprob": [ll[s]["logprob"] for s in it.candidates],
+                "num_tokens": [ll[s]["num_tokens"] for s in it.candidates],
+            }
+            for it in ds.items
+        ]
+        rows = sample_records(by_filter, extra=model_out)
+    return TaskOutcome(entry, hib, scoring, samples=rows)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ..audio import load_audio
 from ..execute import resynthesize_capability
+from ..scorers.base import TranscriptScorer
 from .base import TaskContext, TaskOutcome, metric_entries
 
 
@@ -14,7 +15,7 @@ def run_resynthesize(ctx: TaskContext) -> TaskOutcome:
     outs = ctx.run(resynthesize_capability(ctx.model, ctx.blobs))
     rate = ctx.cfg.dataset.sample_rate
     ids = sorted(ds.files)
-    report = ctx.scorer().score_audio(
+    report = ctx.scorer(TranscriptScorer).score_audio(
         {i: ds.texts[i] for i in ids},
         {i: outs[i] for i in ids},
         ctx.cache,
@@ -26,5 +27,5 @@ def run_resynthesize(ctx: TaskContext) -> TaskOutcome:
     # wer, cer, *_original (the judge on the input itself), *_delta (paired difference).
     entry, hib = metric_entries(report, "none")
     scoring = {**report.info, "options": dict(ctx.cfg.scoring.options)}
-    samples = list(report.per_item) if ctx.log_samples else []
+    samples = list(report.per_item) if ctx.log_samples else []  # sample_records of the scorer
     return TaskOutcome(entry, hib, scoring, samples=samples)

@@ -25,9 +25,16 @@ from ..abx.score import ABXOptions, ABXScoreReport, score_feature_dir, score_fea
 
 
 class ABXScorer:
-    """Libri-light / ZeroSpeech ABX (see :mod:`speechlm_eval.abx.score` for the definition)."""
+    """Libri-light / ZeroSpeech ABX (see :mod:`speechlm_eval.abx.score` for the definition).
+
+    A dataset-level scorer (:class:`~speechlm_eval.scorers.base.DatasetScorer`): no
+    ``score_sample``/``aggregate``, because ABX has no per-sample unit -- an error rate is
+    defined per (context, phone pair, speaker) cell over all its A/B/X triples, which reuse
+    the same files, and the report averages cells. Its ``per_item`` rows are per cell.
+    """
 
     name = "abx"
+    inputs = "dataset"  # what it scores (scorers.base protocols)
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         self.options = ABXOptions.parse(options, "scoring options of the abx scorer")

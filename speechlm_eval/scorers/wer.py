@@ -2,11 +2,17 @@
 
 - Both sides are normalised first with openai-whisper's ``EnglishTextNormalizer`` (the
   normaliser of the Whisper paper and of most SpeechLM resynthesis tables) unless the task
-  names another; the normaliser's package, version and source hash are recorded.
-- Corpus-level rates: errors (substitutions + deletions + insertions, from jiwer's
-  alignments) summed over all utterances, divided by the summed reference length; never a
-  mean of per-utterance rates. CER counts characters of the normalised text, spaces
-  included (jiwer's ``process_characters``).
+  names another; the normaliser's package, version and source hash are recorded
+  (:mod:`speechlm_eval.scorers.normalizers`).
+- Per utterance (``score_sample``), sufficient statistics only: edit errors (substitutions +
+  deletions + insertions, from jiwer's alignments) and reference length, in words and in
+  characters, for the model's output and for the original audio's transcript (the
+  reference length is the same for both), plus the output's substitutions, deletions and
+  insertions. CER counts characters of the normalised text, spaces included (jiwer's
+  ``process_characters``).
+- Corpus-level rates (``aggregate``): errors summed over all utterances, divided by the
+  summed reference length; never a mean of per-utterance rates (those are in the samples
+  file for reading only).
 - Uncertainty: a seeded bootstrap over utterances (scipy.stats.bootstrap, paired so that an
   utterance's errors and length are drawn together; ``bootstrap_resamples``, default 1000,
   percentile interval at ``confidence_level``). ``<metric>_stderr`` is the standard
@@ -21,27 +27,43 @@ Metric names in the results file, lm-evaluation-harness style with filter ``none
 
 from __future__ import annotations
 
-import importlib.util
-import inspect
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..audio import Audio
-from ..cache import ResultCache
 from ..errors import ConfigError, DataError
-from ..execute import ExecStats
-from ..hashing import digest, sha256_file
+from ..metrics import (
+    Metric,
+    SampleScore,
+    ScoreReport,
+    bootstrap,
+    paired_ratio_delta,
+    ratio,
+    ratio_of_sums,
+)
 from ..options import Opt, Spec
-from .base import Metric, ScoreReport
+from .base import sample_records
+from .normalizers import NORMALIZERS, Normalizer, get_normalizer, load_standalone_normalizers
 
-NORMALIZERS = ("whisper_english", "whisper_basic", "none")
+if TYPE_CHECKING:
+    from ..audio import Audio
+    from ..cache import ResultCache
+    from ..execute import ExecStats
+
+__all__ = [
+    "NORMALIZERS",
+    "Counts",
+    "Normalizer",
+    "WERReport",
+    "WERScorer",
+    "char_counts",
+    "get_normalizer",
+    "load_standalone_normalizers",
+    "word_counts",
+]
+
 METRICS = ("wer", "cer")
 CI_METHODS = ("percentile", "basic", "BCa")
 
@@ -58,100 +80,6 @@ OPTIONS = Spec(
     noun="key",
     strict=True,
 )
-
-
-# --- normalisers -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Normalizer:
-    """A text normaliser and its identity (recorded in results)."""
-
-    name: str
-    fn: Callable[[str], str]
-    identity: dict[str, Any]
-
-    def __call__(self, text: str) -> str:
-        return " ".join(self.fn(text).split())
-
-
-_PRIVATE = "_speechlm_eval_whisper_normalizers"
-
-
-def _whisper_normalizers() -> tuple[ModuleType, Path]:
-    """openai-whisper's ``whisper.normalizers`` package and its folder.
-
-    ``import whisper.normalizers`` first runs ``whisper/__init__.py``, which imports torch,
-    numba and tiktoken (about 10 s here) although the normalisers need only ``regex`` and
-    ``more_itertools``. So, unless openai-whisper is already imported, the sub-package is
-    loaded from its folder on its own (same files, same code; also works with
-    ``pip install --no-deps openai-whisper more-itertools``).
-    """
-    if "whisper.normalizers" in sys.modules:
-        mod = sys.modules["whisper.normalizers"]
-        return mod, Path(mod.__file__).parent
-    return load_standalone_normalizers()
-
-
-def load_standalone_normalizers() -> tuple[ModuleType, Path]:
-    """openai-whisper's ``normalizers`` folder loaded as a package of its own (see above)."""
-    if _PRIVATE in sys.modules:
-        mod = sys.modules[_PRIVATE]
-        return mod, Path(mod.__file__).parent
-    spec = importlib.util.find_spec("whisper")  # finds the package without running it
-    locs = list(spec.submodule_search_locations or []) if spec else []
-    folder = Path(locs[0]) / "normalizers" if locs else None
-    if folder is None or not (folder / "english.py").is_file():
-        raise ConfigError(
-            "normalizer 'whisper_english' needs openai-whisper's text normaliser; install "
-            "the judges extra (pip install 'speechlm-eval[judges]') or, without its heavy "
-            "dependencies, pip install --no-deps openai-whisper more-itertools"
-        )
-    pspec = importlib.util.spec_from_file_location(
-        _PRIVATE, folder / "__init__.py", submodule_search_locations=[str(folder)]
-    )
-    assert pspec is not None and pspec.loader is not None
-    mod = importlib.util.module_from_spec(pspec)
-    sys.modules[_PRIVATE] = mod
-    try:
-        pspec.loader.exec_module(mod)
-    except ImportError as e:
-        del sys.modules[_PRIVATE]
-        raise ConfigError(
-            f"openai-whisper's text normaliser cannot be imported ({e}); it needs the "
-            "packages 'regex' and 'more-itertools'"
-        ) from None
-    return mod, folder
-
-
-@cache
-def get_normalizer(name: str) -> Normalizer:
-    """The normaliser called ``name``: ``whisper_english``, ``whisper_basic`` or ``none``."""
-    if name == "none":
-        return Normalizer(name, lambda s: s, {"name": "none", "what": "whitespace collapsed"})
-    if name not in NORMALIZERS:
-        raise ConfigError(
-            f"scoring.options: 'normalizer' must be one of {', '.join(NORMALIZERS)}, got {name!r}"
-        )
-    mod, folder = _whisper_normalizers()
-    cls = "EnglishTextNormalizer" if name == "whisper_english" else "BasicTextNormalizer"
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        ver = version("openai-whisper")
-    except PackageNotFoundError:
-        ver = None
-    files = {
-        p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.suffix in (".py", ".json")
-    }
-    ident = {
-        "name": name,
-        "class": f"whisper.normalizers.{cls}",
-        "package": "openai-whisper",
-        "version": ver,
-        "source_sha256": digest(files),
-    }
-    return Normalizer(name, getattr(mod, cls)(), ident)
 
 
 # --- error counting ------------------------------------------------------------------------------
@@ -206,55 +134,7 @@ def char_counts(refs: Sequence[str], hyps: Sequence[str]) -> Counts:
 
 def corpus_rate(c: Counts) -> float:
     """Summed errors over summed reference length (the corpus-level rate)."""
-    return float(c.errors.sum() / c.ref_len.sum())
-
-
-# --- bootstrap ---------------------------------------------------------------------------------
-
-
-def _ratio(errors: np.ndarray, lengths: np.ndarray, axis: int = -1) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return errors.sum(axis=axis) / lengths.sum(axis=axis)
-
-
-def _delta(e1: np.ndarray, e0: np.ndarray, lengths: np.ndarray, axis: int = -1) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return (e1.sum(axis=axis) - e0.sum(axis=axis)) / lengths.sum(axis=axis)
-
-
-def bootstrap_ratio(
-    arrays: tuple[np.ndarray, ...],
-    statistic: Callable[..., np.ndarray],
-    resamples: int,
-    level: float,
-    method: str,
-    seed: int,
-) -> tuple[float, float, float] | None:
-    """(standard error, low, high) of ``statistic`` by resampling utterances; None if n < 2.
-
-    The generator is re-seeded for every call, so every metric of a report is computed on
-    the same resampled utterance sets.
-    """
-    from scipy.stats import bootstrap
-
-    n = arrays[0].size
-    if resamples < 1 or n < 2:
-        return None
-    rng = np.random.default_rng(seed)
-    # scipy >= 1.15 calls the generator ``rng``; older releases ``random_state``.
-    key = "rng" if "rng" in inspect.signature(bootstrap).parameters else "random_state"
-    res = bootstrap(
-        tuple(a.astype(np.float64) for a in arrays),
-        statistic,
-        paired=True,
-        vectorized=True,
-        n_resamples=resamples,
-        confidence_level=level,
-        method=method,
-        **{key: rng},
-    )
-    ci = res.confidence_interval
-    return float(res.standard_error), float(ci.low), float(ci.high)
+    return ratio(c.errors, c.ref_len)
 
 
 # --- the scorer -----------------------------------------------------------------------------------
@@ -262,24 +142,28 @@ def bootstrap_ratio(
 
 @dataclass
 class WERReport(ScoreReport):
-    """ScoreReport plus confidence intervals, the normaliser's and judge's identities."""
+    """ScoreReport plus confidence intervals and the judge's identity (``info``: the
+    normaliser's identity, bootstrap settings, totals)."""
 
     intervals: dict[str, dict[str, float]] = field(default_factory=dict)
-    info: dict[str, Any] = field(default_factory=dict)  # for results' scoring.<task>
     judge: dict[str, Any] | None = None  # the judge's identity (score_audio only)
 
 
 class WERScorer:
     """Corpus WER and CER with bootstrap uncertainty.
 
-    ``score(refs, hyps, original=None)`` scores transcripts; ``score_audio`` first
-    transcribes audio with the task's ``asr`` judge (a role bound in the task YAML's
-    ``judges:``, or by ``--judge``) through the cache and then scores. Options (task YAML
-    ``scoring.options``): ``metric`` (headline, ``wer``/``cer``), ``normalizer``,
-    ``bootstrap_resamples``, ``confidence_level``, ``ci_method``, ``seed``.
+    ``score_sample(doc_id, reference, hypothesis, original=None)`` counts one utterance
+    (``score_samples`` a whole mapping, with one jiwer call per unit and side);
+    ``aggregate(samples)`` gives the corpus rates; ``score(refs, hyps, original=None)`` is
+    the two in a row; ``score_audio`` first transcribes audio with the task's ``asr`` judge
+    (a role bound in the task YAML's ``judges:``, or by ``--judge``) through the cache and
+    then scores. Options (task YAML ``scoring.options``): ``metric`` (headline,
+    ``wer``/``cer``), ``normalizer``, ``bootstrap_resamples``, ``confidence_level``,
+    ``ci_method``, ``seed``.
     """
 
     name = "wer"
+    inputs = "transcripts"  # what it scores (scorers.base protocols)
     roles = ("asr",)  # judge roles the task must bind
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
@@ -307,20 +191,26 @@ class WERScorer:
             },
         }
 
-    def _stats(self, arrays: tuple[np.ndarray, ...], fn: Callable[..., np.ndarray]) -> Any:
-        o = self.options
-        return bootstrap_ratio(
-            arrays, fn, o["bootstrap_resamples"], o["confidence_level"], o["ci_method"], o["seed"]
-        )
+    # --- per utterance ---------------------------------------------------------------------
 
-    def score(
+    def score_sample(
+        self, doc_id: str, reference: str, hypothesis: str, original: str | None = None
+    ) -> SampleScore:
+        """One utterance's counts (``original``: the judge's transcript of the input audio)."""
+        orig = None if original is None else {doc_id: original}
+        return self.score_samples({doc_id: reference}, {doc_id: hypothesis}, orig)[0]
+
+    def score_samples(
         self,
         refs: Mapping[str, str],
         hyps: Mapping[str, str],
         original: Mapping[str, str] | None = None,
-    ) -> WERReport:
-        """Score ``hyps`` against ``refs`` (same utterance ids); ``original``: the judge's
-        transcripts of the original audio, scored alongside (``*_original``, ``*_delta``)."""
+    ) -> list[SampleScore]:
+        """Every utterance of ``refs`` (in its order) counted against ``hyps`` (same ids) and,
+        when given, ``original``. Values: ``{wer,cer}_{errors,reference_length,
+        substitutions,deletions,insertions}`` and ``{wer,cer}_errors_original``; meta: the
+        texts before and after normalisation and each utterance's own rates (None for an
+        empty reference), for reading."""
         ids = list(refs)
         if not ids:
             raise DataError("WER scoring: no utterances")
@@ -337,54 +227,104 @@ class WERScorer:
                 )
         norm = self.normalizer
         r = [norm(refs[u]) for u in ids]
-        sides = {"": [norm(hyps[u]) for u in ids]}
-        if original is not None:
-            sides["_original"] = [norm(original[u]) for u in ids]
-        empty = [u for u, t in zip(ids, r, strict=True) if not t]
-        if len(empty) == len(ids):
+        raw = {"": hyps} if original is None else {"": hyps, "_original": original}
+        sides = {suffix: [norm(d[u]) for u in ids] for suffix, d in raw.items()}
+        # One jiwer call per unit and side (per-utterance alignments, as jiwer aligns each
+        # pair on its own anyway).
+        counts = {
+            f"{unit}{suffix}": fn(r, h)
+            for unit, fn in (("wer", word_counts), ("cer", char_counts))
+            for suffix, h in sides.items()
+        }
+        out = []
+        for i, u in enumerate(ids):
+            meta: dict[str, Any] = {"reference": refs[u], "reference_normalized": r[i]}
+            for suffix, h in sides.items():
+                meta[f"hypothesis{suffix}"] = raw[suffix][u]
+                meta[f"hypothesis{suffix}_normalized"] = h[i]
+            values: dict[str, float] = {}
+            for unit in METRICS:
+                c = counts[unit]
+                n = int(c.ref_len[i])  # the same for the original: the reference is shared
+                for suffix in sides:
+                    e = int(counts[f"{unit}{suffix}"].errors[i])
+                    values[f"{unit}_errors{suffix}"] = e
+                    meta[f"{unit}{suffix}"] = e / n if n else None
+                values[f"{unit}_reference_length"] = n
+                values[f"{unit}_substitutions"] = int(c.substitutions[i])
+                values[f"{unit}_deletions"] = int(c.deletions[i])
+                values[f"{unit}_insertions"] = int(c.insertions[i])
+            out.append(SampleScore(u, values, meta=meta))
+        return out
+
+    # --- over the corpus -------------------------------------------------------------------
+
+    def _stats(self, arrays: tuple[np.ndarray, ...], fn: Callable[..., np.ndarray]) -> Any:
+        o = self.options
+        return bootstrap(
+            arrays, fn, o["bootstrap_resamples"], o["confidence_level"], o["ci_method"], o["seed"]
+        )
+
+    def aggregate(self, samples: Sequence[SampleScore]) -> WERReport:
+        """Corpus rates from per-utterance counts: ``wer``, ``cer`` and, when every sample
+        has original-audio counts, ``*_original`` and the paired ``*_delta``."""
+        if not samples:
+            raise DataError("WER scoring: no utterances")
+        paired = {"wer_errors_original" in s.values for s in samples}
+        if len(paired) > 1:
+            raise DataError("WER scoring: only some utterances have original-audio counts")
+        sides = ("", "_original") if paired == {True} else ("",)
+
+        def col(key: str) -> np.ndarray:
+            return np.array([s.values[key] for s in samples])
+
+        if col("wer_reference_length").sum() == 0:
             raise DataError(
-                f"WER scoring: every reference is empty after the {norm.name!r} normaliser"
+                "WER scoring: every reference is empty after the "
+                f"{self.normalizer.name!r} normaliser"
             )
         metrics: dict[str, Metric] = {}
         intervals: dict[str, dict[str, float]] = {}
-        counts: dict[str, Counts] = {}
-        for unit, fn in (("wer", word_counts), ("cer", char_counts)):
-            for suffix, h in sides.items():
-                c = fn(r, h)
-                counts[f"{unit}{suffix}"] = c
-                self._put(
-                    metrics,
-                    intervals,
-                    f"{unit}{suffix}",
-                    corpus_rate(c),
-                    self._stats((c.errors, c.ref_len), _ratio),
-                    len(ids),
-                )
-            if original is not None:
-                c1, c0 = counts[unit], counts[f"{unit}_original"]
-                self._put(
-                    metrics,
-                    intervals,
-                    f"{unit}_delta",
-                    corpus_rate(c1) - corpus_rate(c0),
-                    self._stats((c1.errors, c0.errors, c1.ref_len), _delta),
-                    len(ids),
-                )
-        per = self._rows(ids, refs, hyps, original, r, sides, counts)
+        totals: dict[str, dict[str, int]] = {}
+        k = len(samples)
+        for unit in METRICS:
+            n = col(f"{unit}_reference_length")
+            errs = {suffix: col(f"{unit}_errors{suffix}") for suffix in sides}
+            for suffix, e in errs.items():
+                boot = self._stats((e, n), ratio_of_sums)
+                self._put(metrics, intervals, f"{unit}{suffix}", ratio(e, n), boot, k)
+                totals[f"{unit}{suffix}"] = {
+                    "errors": int(e.sum()),
+                    "reference_length": int(n.sum()),
+                }
+            # Edit operations of the model's output only: the original side's are in no
+            # metric and not in the samples file, so the totals hold what the rows hold.
+            totals[unit].update(
+                {
+                    op: int(col(f"{unit}_{op}").sum())
+                    for op in ("substitutions", "deletions", "insertions")
+                }
+            )
+            if len(sides) == 2:
+                e1, e0 = errs[""], errs["_original"]
+                boot = self._stats((e1, e0, n), paired_ratio_delta)
+                delta = ratio(e1, n) - ratio(e0, n)
+                self._put(metrics, intervals, f"{unit}_delta", delta, boot, k)
         info = self.describe()
         info["confidence_intervals"] = intervals
-        info["empty_references_after_normalisation"] = len(empty)
-        info["totals"] = {
-            k: {
-                "errors": int(c.errors.sum()),
-                "reference_length": int(c.ref_len.sum()),
-                "substitutions": int(c.substitutions.sum()),
-                "deletions": int(c.deletions.sum()),
-                "insertions": int(c.insertions.sum()),
-            }
-            for k, c in counts.items()
-        }
-        return WERReport(metrics, per, intervals, info)
+        info["empty_references_after_normalisation"] = int((col("wer_reference_length") == 0).sum())
+        info["totals"] = totals
+        return WERReport(metrics, sample_records(samples), info=info, intervals=intervals)
+
+    def score(
+        self,
+        refs: Mapping[str, str],
+        hyps: Mapping[str, str],
+        original: Mapping[str, str] | None = None,
+    ) -> WERReport:
+        """Score ``hyps`` against ``refs`` (same utterance ids); ``original``: the judge's
+        transcripts of the original audio, scored alongside (``*_original``, ``*_delta``)."""
+        return self.aggregate(self.score_samples(refs, hyps, original))
 
     @staticmethod
     def _put(
@@ -398,35 +338,6 @@ class WERScorer:
         metrics[name] = Metric(value, boot[0] if boot else None, n, higher_is_better=False)
         if boot:
             intervals[name] = {"low": boot[1], "high": boot[2]}
-
-    @staticmethod
-    def _rows(
-        ids: list[str],
-        refs: Mapping[str, str],
-        hyps: Mapping[str, str],
-        original: Mapping[str, str] | None,
-        r: list[str],
-        sides: dict[str, list[str]],
-        counts: dict[str, Counts],
-    ) -> list[dict[str, Any]]:
-        rows = []
-        for i, u in enumerate(ids):
-            row: dict[str, Any] = {"doc_id": u, "reference": refs[u], "reference_normalized": r[i]}
-            for suffix, h in sides.items():
-                row[f"hypothesis{suffix}"] = (hyps if not suffix else original or {})[u]
-                row[f"hypothesis{suffix}_normalized"] = h[i]
-                for unit in METRICS:
-                    c = counts[f"{unit}{suffix}"]
-                    e, n = int(c.errors[i]), int(c.ref_len[i])
-                    row[f"{unit}_errors{suffix}"] = e
-                    row[f"{unit}{suffix}"] = e / n if n else None
-                    if not suffix:
-                        row[f"{unit}_reference_length"] = n
-                        row[f"{unit}_substitutions"] = int(c.substitutions[i])
-                        row[f"{unit}_deletions"] = int(c.deletions[i])
-                        row[f"{unit}_insertions"] = int(c.insertions[i])
-            rows.append(row)
-        return rows
 
     # --- with the judge ----------------------------------------------------------------------
 
