@@ -132,6 +132,7 @@ class TaskResult:
     audio: dict[str, Any] | None = None
     samples: list[dict[str, Any]] = field(default_factory=list)
     runtime: dict[str, Any] = field(default_factory=dict)
+    kept_audio: dict[str, Any] = field(default_factory=dict)  # sha256 -> Audio samples refer to
 
 
 @dataclass
@@ -179,3 +180,19 @@ def to_results_dict(run: RunResult) -> dict[str, Any]:
         runtime.update(run.runtime)
         res["runtime"] = runtime
     return res
+
+
+def write_audio(folder: Path, audios: dict[str, Any]) -> None:
+    """Kept output audio, content-addressed: ``folder/<sha256>.wav`` (32-bit float WAV, the
+    samples exactly), written atomically; a file already there is the same audio."""
+    import soundfile as sf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for h, a in audios.items():
+        path = folder / f"{h}.wav"
+        if path.exists():
+            continue
+        tmp = folder / f".{h}.pid{os.getpid()}.tmp.wav"
+        sf.write(str(tmp), a.samples, int(a.sample_rate), subtype="FLOAT")
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)

@@ -41,6 +41,7 @@ from .results import (
     sanitize_model_name,
     timestamp,
     to_results_dict,
+    write_audio,
     write_jsonl,
 )
 from .tasks import TaskIndex, load_index
@@ -248,6 +249,7 @@ class Evaluation:
                 "resampler": "scipy.signal.resample_poly" if stats.resampled else None,
             },
             samples=out.samples,
+            kept_audio=out.kept_audio,
             runtime={
                 "timing": round(time.perf_counter() - tt, 3),
                 "cache": {
@@ -298,6 +300,8 @@ class Evaluation:
         if self.opts.log_samples:
             for task, rows in samples.items():
                 write_jsonl(out / f"samples_{task}_{self.ts}.jsonl", rows)
+            for task in self.result.tasks.values() if self.result else ():
+                write_audio(out / "audio", task.kept_audio)  # what the samples rows refer to
         path = out / f"results_{self.ts}.json"
         atomic_write_text(path, dumps(res))  # last: its presence means the run completed
         self.results_path = path

@@ -73,3 +73,29 @@ def test_a_model_that_destroys_speech_is_much_worse(asr_root, tmp_path):
     r = res["results"]["resynth_wer"]
     assert r["wer,none"] > r["wer_original,none"] + 0.5
     assert r["wer_delta,none"] == pytest.approx(r["wer,none"] - r["wer_original,none"])
+
+
+def test_samples_refer_to_the_kept_output_audio(asr_root, tmp_path):
+    """With --log_samples each row names its resynthesised audio by content hash, and the file
+    is there beside the samples, holding exactly what the model returned (for listening tests)."""
+    import json
+
+    import soundfile as sf
+
+    opts = RunOptions(
+        tasks="resynth_wer",
+        data_dir=str(asr_root),
+        use_cache=str(tmp_path / "c.sqlite"),
+        output_path=str(tmp_path / "out"),
+        log_samples=True,
+    )
+    evaluate("echo", {}, opts, model=Echo(noise="1"))
+    folder = tmp_path / "out" / "echo"
+    (samples,) = folder.glob("samples_resynth_wer_*.jsonl")
+    rows = [json.loads(line) for line in samples.read_text().splitlines()]
+    assert rows and all(r["output_audio"].startswith("audio/") for r in rows)
+    for r in rows:
+        x, sr = sf.read(str(folder / r["output_audio"]), dtype="float32")
+        a = Audio(x, sr)
+        assert r["output_audio"] == f"audio/{a.content_hash()}.wav"  # bit-exact samples
+    assert len(list((folder / "audio").glob("*.wav"))) == len({r["output_audio"] for r in rows})

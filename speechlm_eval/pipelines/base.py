@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from ..audio import Audio
 from ..cache import BlobStore, ResultCache
 from ..config import TaskConfig
 from ..execute import BatchSizer, Capability, ExecStats, run_requests
@@ -64,6 +65,21 @@ class TaskOutcome:
     scoring: dict[str, Any]
     judges: dict[str, Any] = field(default_factory=dict)
     samples: list[dict[str, Any]] = field(default_factory=list)  # rows: ``sample_records``
+    # Output audio the samples rows refer to (``audio/<sha256>.wav``), by content hash; written
+    # beside the samples files with --log_samples, for listening tests and sample viewers.
+    kept_audio: dict[str, Audio] = field(default_factory=dict)
+
+
+def keep_audio(rows: list[dict[str, Any]], audios: dict[str, Audio], field_name: str) -> dict:
+    """Add ``field_name: "audio/<sha256>.wav"`` to each row (by its ``doc_id``) and return the
+    audio by content hash: identical outputs are kept once."""
+    kept: dict[str, Audio] = {}
+    for row in rows:
+        a = audios[row["doc_id"]]
+        h = a.content_hash()
+        kept[h] = a
+        row[field_name] = f"audio/{h}.wav"
+    return kept
 
 
 def metric_entries(report: ScoreReport, filt: str) -> tuple[dict[str, Any], dict[str, bool]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..audio import load_audio
 from ..execute import resynthesize_capability
 from ..scorers.base import TranscriptScorer
-from .base import TaskContext, TaskOutcome, metric_entries
+from .base import TaskContext, TaskOutcome, keep_audio, metric_entries
 
 
 def run_resynthesize(ctx: TaskContext) -> TaskOutcome:
@@ -28,4 +28,5 @@ def run_resynthesize(ctx: TaskContext) -> TaskOutcome:
     entry, hib = metric_entries(report, "none")
     scoring = {**report.info, "options": dict(ctx.cfg.scoring.options)}
     samples = list(report.per_item) if ctx.log_samples else []  # sample_records of the scorer
-    return TaskOutcome(entry, hib, scoring, samples=samples)
+    kept = keep_audio(samples, outs, "output_audio")  # the resynthesised audio, playable
+    return TaskOutcome(entry, hib, scoring, samples=samples, kept_audio=kept)
