@@ -303,16 +303,16 @@ def check_run(res: dict[str, Any], n_files: int, cold: bool) -> None:
 
 # --- profile -----------------------------------------------------------------------------------
 
-# (label, part of the file path, function): cumulative times; rows nest (load_audio includes
-# audio_info; run_loglikelihood includes everything indented below it).
+# (label, part of the file path, function): cumulative times; rows nest (AudioRef.load includes
+# audio_info; execute includes everything indented below it).
 PROFILE_ROWS: tuple[tuple[str, str, str], ...] = (
     ("evaluate (total)", "speechlm_eval/runner.py", "evaluate"),
     ("  load_index (task YAML)", "speechlm_eval/tasks.py", "load_index"),
     ("  read_task_data (reader)", "speechlm_eval/data_sources.py", "read_task_data"),
-    ("  run_loglikelihood", "speechlm_eval/execute.py", "run_loglikelihood"),
+    ("  execute (the executor)", "speechlm_eval/execute.py", "execute"),
     ("    model.loglikelihood", "reference_models/hf_unit_lm.py", "loglikelihood"),
     ("    audio_info (sf.info)", "speechlm_eval/audio.py", "audio_info"),
-    ("    load_audio (info+sf.read)", "speechlm_eval/audio.py", "load_audio"),
+    ("    AudioRef.load (sf.read)", "speechlm_eval/audio.py", "load"),
     ("    Audio validation", "speechlm_eval/audio.py", "__post_init__"),
     ("    content_hash (sha256)", "speechlm_eval/audio.py", "content_hash"),
     ("    digest (json+sha256)", "speechlm_eval/", "digest"),

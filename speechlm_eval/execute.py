@@ -455,31 +455,6 @@ def _check_encoded(r: Any, stem: str) -> tuple[np.ndarray, float]:
     return f, rate
 
 
-def run_loglikelihood(
-    model: SpeechLM,
-    mkey: str,
-    files: Mapping[str, Path],
-    *,
-    expected_rate: int | None,
-    cache: ResultCache,
-    sizer: BatchSizer,
-    desc: str,
-    stats: ExecStats,
-) -> dict[str, dict[str, float]]:
-    """Log-likelihood of every file, longest first; returns ``stem -> {logprob, num_tokens}``."""
-    return run_requests(
-        model,
-        mkey,
-        files,
-        loglikelihood_capability(model),
-        expected_rate=expected_rate,
-        cache=cache,
-        sizer=sizer,
-        desc=desc,
-        stats=stats,
-    )
-
-
 def _check_len(res: Any, reqs: list[Any]) -> list[Any]:
     if not isinstance(res, list) or len(res) != len(reqs):
         n = len(res) if isinstance(res, list) else type(res).__name__

@@ -161,6 +161,10 @@ class SpeechLM:
 
     capabilities: ClassVar[frozenset[str]] = frozenset()
     sample_rate: int | None = 16000
+    # What a ``loglikelihood`` request may ask this model to score: ``audio`` (a speech
+    # sequence: sWUGGY, sBLIMP, StoryCloze, SALMon), ``text``, ``text_given_audio`` (a text
+    # answer to audio, for multiple choice). The runner skips tasks that need another kind.
+    likelihood_of: ClassVar[frozenset[str]] = frozenset({"audio"})
 
     def __init__(self, device: str | None = None, **kwargs: Any) -> None:
         self.device = device

@@ -175,6 +175,12 @@ class Evaluation:
             if cfg.capability not in self.model.capabilities:
                 run.skipped[name] = f"skipped (model lacks {cfg.capability})"
                 continue
+            if cfg.capability == "loglikelihood" and "audio" not in self.model.likelihood_of:
+                # Today's likelihood tasks score speech sequences; a model that scores only
+                # text (e.g. answers given audio) cannot serve them: skipped, never an error.
+                kinds = ", ".join(sorted(self.model.likelihood_of))
+                run.skipped[name] = f"skipped (model scores {kinds}, not audio sequences)"
+                continue
             try:
                 run.tasks[name] = self._run_task(cfg)
             except DataNotFoundError as e:

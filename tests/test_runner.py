@@ -176,3 +176,29 @@ def test_loglikelihood_result_validation_and_model_args():
     with pytest.raises(Exception, match="expected key=value"):
         parse_model_args("path")
     assert SR == 16000
+
+
+def test_likelihood_tasks_skip_models_that_do_not_score_audio(tmp_path):
+    """A model whose loglikelihood scores text answers only (instruction models) is skipped on
+    the speech-sequence likelihood tasks, with the reason, rather than failing on them."""
+    from helpers import make_lexical
+
+    from speechlm_eval import SpeechLM
+    from speechlm_eval.runner import RunOptions, evaluate
+
+    class TextOnly(SpeechLM):
+        capabilities = frozenset({"loglikelihood"})
+        likelihood_of = frozenset({"text_given_audio"})
+
+        def loglikelihood(self, requests):
+            raise AssertionError("must not be called")
+
+    make_lexical(tmp_path / "d")
+    res = evaluate(
+        "text-only", {}, RunOptions(tasks="swuggy", data_dir=str(tmp_path / "d"), no_cache=True),
+        model=TextOnly(),
+    )  # fmt: skip
+    assert res["results"] == {}
+    assert res["skipped"] == {
+        "swuggy": "skipped (model scores text_given_audio, not audio sequences)"
+    }

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..config import NLL_VARIANTS
 from ..dataset import ChoiceDataset
-from ..execute import run_loglikelihood
+from ..execute import loglikelihood_capability
 from ..metrics import SampleScore
 from ..scorers.base import ChoiceItemScorer, sample_records
 from .base import TaskContext, TaskOutcome, metric_entries
@@ -21,16 +21,7 @@ def nll_scores(ll: dict[str, dict[str, float]], variant: str) -> dict[str, float
 
 def run_likelihood(ctx: TaskContext) -> TaskOutcome:
     ds: ChoiceDataset = ctx.dataset
-    ll = run_loglikelihood(
-        ctx.model,
-        ctx.model_key,
-        ds.files,
-        expected_rate=ctx.cfg.dataset.sample_rate,
-        cache=ctx.cache,
-        sizer=ctx.sizer,
-        desc=ctx.name,
-        stats=ctx.stats,
-    )
+    ll = ctx.run(loglikelihood_capability(ctx.model))
     scorer = ctx.scorer(ChoiceItemScorer)
     entry: dict[str, Any] = {}
     hib: dict[str, bool] = {}
