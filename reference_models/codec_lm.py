@@ -750,20 +750,5 @@ def _continue_settings(
 ) -> tuple[SampleOptions, int, int, int]:
     """(sampling options, num_samples, seed, frame budget) of a request, checked."""
     opts = check_options(req.temperature, req.top_k, req.top_p, where)
-    n = req.num_samples
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ConfigError(f"{where}: num_samples must be an integer >= 1, got {n!r}")
-    seed = req.seed
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ConfigError(f"{where}: seed must be an integer >= 0, got {seed!r}")
-    try:
-        seconds = float(req.max_seconds)
-    except (TypeError, ValueError):
-        seconds = math.nan
-    frames = math.floor(seconds * frame_rate + 1e-9) if math.isfinite(seconds) else 0
-    if frames < 1:
-        raise ConfigError(
-            f"{where}: max_seconds must be a number >= one codec frame "
-            f"({1 / frame_rate:.3f} s), got {req.max_seconds!r}"
-        )
-    return opts, int(n), int(seed), frames
+    n, seed, frames = req.budget(frame_rate, where)
+    return opts, n, seed, frames

@@ -104,6 +104,29 @@ class ContinueRequest:
     seed: int = 0
     key: str = ""
 
+    def budget(self, frame_rate: float, where: str) -> tuple[int, int, int]:
+        """(num_samples, seed, frames to generate at ``frame_rate``) checked, for plugins: one
+        place says what a valid request is. ``where`` names the request in errors."""
+        from .errors import ConfigError
+
+        n, seed = self.num_samples, self.seed
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ConfigError(f"{where}: num_samples must be an integer >= 1, got {n!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ConfigError(f"{where}: seed must be an integer >= 0, got {seed!r}")
+        try:
+            seconds = float(self.max_seconds)
+        except (TypeError, ValueError):
+            seconds = float("nan")
+        # floor with a hair of slack: 0.3 s at 50 Hz is 15 frames, not 14 by float rounding.
+        frames = int(np.floor(seconds * frame_rate + 1e-9)) if np.isfinite(seconds) else 0
+        if frames < 1:
+            raise ConfigError(
+                f"{where}: max_seconds must be a number >= one frame "
+                f"({1 / frame_rate:.3f} s), got {self.max_seconds!r}"
+            )
+        return int(n), int(seed), frames
+
     def fingerprint(self) -> dict[str, Any]:
         return {
             "prompt": _audio_id(self.prompt),

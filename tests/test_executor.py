@@ -303,3 +303,20 @@ def test_respond_answers_are_cached_text_and_audio(tmp_path):
     assert np.array_equal(first[1].audio.samples, PROMPTS["p2"].samples[::-1])
     assert idle.calls == 0 and again[0].text == "SAY YES"
     assert np.array_equal(again[1].audio.samples, first[1].audio.samples)
+
+
+def test_continue_request_budget_is_checked_in_one_place():
+    from speechlm_eval import ConfigError
+
+    a = PROMPTS["p0"]
+    assert ContinueRequest(a, num_samples=3, seed=2, max_seconds=0.3).budget(50, "r") == (3, 2, 15)
+    assert ContinueRequest(a, max_seconds=1.0).budget(12.5, "r") == (1, 0, 12)
+    for bad, message in (
+        ({"num_samples": 0}, "r: num_samples must be an integer >= 1, got 0"),
+        ({"num_samples": True}, "r: num_samples must be an integer >= 1, got True"),
+        ({"seed": -1}, "r: seed must be an integer >= 0, got -1"),
+        ({"max_seconds": 0.01}, r"r: max_seconds must be a number >= one frame \(0.020 s\)"),
+        ({"max_seconds": float("nan")}, "r: max_seconds must be a number"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            ContinueRequest(a, **bad).budget(50, "r")

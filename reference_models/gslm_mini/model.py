@@ -310,26 +310,7 @@ class GSLMMini(UnitSpeechLM):
         """(prompt frame units, drawn units per sample, continuation frame budget)."""
         where = f"continue request {req.key or req.prompt.source!r}"
         opts = check_options(req.temperature, req.top_k, req.top_p, where)
-        n = req.num_samples
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ConfigError(f"{where}: num_samples must be an integer >= 1, got {n!r}")
-        seed = req.seed
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ConfigError(f"{where}: seed must be an integer >= 0, got {seed!r}")
-        try:
-            max_seconds = float(req.max_seconds)
-        except (TypeError, ValueError):
-            max_seconds = float("nan")
-        max_frames = (
-            int(np.floor(max_seconds * vocoder.frame_rate + 1e-9))
-            if np.isfinite(max_seconds)
-            else 0
-        )
-        if max_frames < 1:
-            raise ConfigError(
-                f"{where}: max_seconds must be a number >= one frame "
-                f"({1 / vocoder.frame_rate:.2f} s), got {req.max_seconds!r}"
-            )
+        n, seed, max_frames = req.budget(vocoder.frame_rate, where)
         lm = self.unit_lm
         allowed = lm.allowed_next()
         max_tokens = int(lm.max_tokens) if lm.max_tokens else 1024
