@@ -54,7 +54,7 @@ from speechlm_eval.options import Opt, Spec, parse_pairs, to_bool
 from .tts import SAMPLE_RATE, Speaker
 
 try:  # lm-eval and NLTK come with the 'cascade' extra; without it the plugin says so when built
-    from . import textlm
+    from speechlm_eval.judges import textlm
 except ImportError as _e:  # depends on the installation
     textlm = None  # type: ignore[assignment]
     _MISSING = _e.name

@@ -9,6 +9,8 @@ Public API::
     texts = asr.transcribe(audios, cache=cache)   # through the run's ResultCache (resumable)
     vad = load_judge("silero-vad")
     segs = vad.segments(audios)                   # list[Audio] -> [[(start_s, end_s), ...]]
+    lm = load_judge("text-lm")                    # or model="hf,pretrained=/local/dir"
+    scores = lm.loglikelihood(texts)              # list[str] -> [(logprob_sum, n_tokens)]
     record = judge_record(asr)                    # identity (package, weights, options) + code
 
 Every judge method runs through the harness' one executor (``speechlm_eval.execute``): longest
@@ -16,11 +18,15 @@ first, batched, cached by the judge's identity and code plus the input's content
 bind judges to roles (``judges: {asr: faster-whisper}``; ``--judge`` rebinds; ``slm-eval
 judges`` lists them). Shipped: ``faster-whisper`` (default ASR: the packaged Whisper tiny.en),
 ``openai-whisper`` (any checkpoint on disk), ``transformers-asr`` (CTC or seq2seq folder),
-``silero-vad`` (the packaged Silero VAD).
+``silero-vad`` (the packaged Silero VAD), ``text-lm`` (any lm-eval model; default: the packaged
+character n-gram). Judges on other inputs than audio (text) go through
+:func:`run_judge_requests`. ``speechlm_eval.judges.textlm`` needs lm-eval (the ``cascade``
+extra), so it is imported on use, not here.
 """
 
 from .base import (
     ASRJudge,
+    FingerprintedRequest,
     Judge,
     JudgeRequest,
     clear_loaded,
@@ -31,6 +37,7 @@ from .base import (
     load_judge,
     path_sha256,
     run_judge,
+    run_judge_requests,
     transcribe_cached,
 )
 from .roles import describe_judges, load_bound, parse_judge_flags
@@ -40,6 +47,7 @@ DEFAULT_ASR_JUDGE = "faster-whisper"
 __all__ = [
     "DEFAULT_ASR_JUDGE",
     "ASRJudge",
+    "FingerprintedRequest",
     "Judge",
     "JudgeRequest",
     "clear_loaded",
@@ -53,5 +61,6 @@ __all__ = [
     "parse_judge_flags",
     "path_sha256",
     "run_judge",
+    "run_judge_requests",
     "transcribe_cached",
 ]

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -260,10 +260,57 @@ def run_judge(
     for i, a in enumerate(audios):
         if not isinstance(a, Audio):
             raise TypeError(f"{method}: item {i} is {type(a).__name__}, expected Audio")
+    # Audio is loaded and brought to the judge's rate (conform) only when its batch runs.
+    items = [Item("", a.duration, lambda conform, a=a: JudgeRequest(conform(a))) for a in audios]
+    return _execute_judge(judge, method, call, items, stats, cache, desc, store, load)
+
+
+class FingerprintedRequest(Protocol):
+    """What :func:`run_judge_requests` takes: a request that names its content for the cache."""
+
+    def fingerprint(self) -> Any: ...
+
+
+def run_judge_requests(
+    judge: Judge,
+    method: str,
+    call: Callable[[list[Any]], list[Any]],
+    requests: Sequence[FingerprintedRequest],
+    cost: Callable[[Any], float] | None = None,
+    stats: ExecStats | None = None,
+    cache: ResultCache | None = None,
+    desc: str | None = None,
+    store: Callable[[str, Any, Any], Any] | None = None,
+    load: Callable[[str, Any], Any] | None = None,
+) -> list[Any]:
+    """:func:`run_judge` for prepared requests that hold no audio (text, ...): ``call`` on
+    ``requests`` through the executor, keyed by :func:`judge_key`, ``method`` and each request's
+    ``fingerprint()``. ``cost(request)`` orders the work longest first (default: input order)."""
+    for i, r in enumerate(requests):
+        if not callable(getattr(r, "fingerprint", None)):
+            raise TypeError(f"{method}: request {i} ({type(r).__name__}) has no fingerprint()")
+    items = [
+        Item("", float(cost(r)) if cost is not None else 0.0, lambda conform, r=r: r)
+        for r in requests
+    ]
+    return _execute_judge(judge, method, call, items, stats, cache, desc, store, load)
+
+
+def _execute_judge(
+    judge: Judge,
+    method: str,
+    call: Callable[[list[Any]], list[Any]],
+    items: list[Item],
+    stats: ExecStats | None,
+    cache: ResultCache | None,
+    desc: str | None,
+    store: Callable[[str, Any, Any], Any] | None,
+    load: Callable[[str, Any], Any] | None,
+) -> list[Any]:
+    """The executor call shared by :func:`run_judge` and :func:`run_judge_requests`."""
     job = Job(method, judge_key(judge), call, judge.sample_rate)
     if store is not None and load is not None:
         job = Job(method, job.worker_key, call, judge.sample_rate, store, load)
-    items = [Item("", a.duration, lambda conform, a=a: JudgeRequest(conform(a))) for a in audios]
     return execute(
         job,
         items,
@@ -271,7 +318,7 @@ def run_judge(
         sizer=BatchSizer(judge.batch_size),
         stats=stats if stats is not None else ExecStats(),
         desc=desc,
-        shard=False,  # every rank holds the same audio to judge; each judges it all, cached
+        shard=False,  # every rank holds the same inputs to judge; each judges them all, cached
     )
 
 
