@@ -333,6 +333,18 @@ def encode_capability(model: SpeechLM, blobs: BlobStore) -> Capability:
     )
 
 
+def _keep_audio(blobs: BlobStore, key: str, a: Audio) -> int:
+    """Put an output audio's samples in the blob store under ``key``; its rate goes in the row."""
+    blobs.put(key, a.samples)
+    return int(a.sample_rate)
+
+
+def _kept_audio(blobs: BlobStore, key: str, rate: int, source: str) -> Audio | None:
+    """The audio :func:`_keep_audio` put under ``key``, or ``None`` when its blob is gone."""
+    x = blobs.get(key)
+    return None if x is None else Audio(x, int(rate), source)
+
+
 def resynthesize_capability(model: SpeechLM, blobs: BlobStore) -> Capability:
     """``resynthesize``: output audio per file, kept as ``.npy`` blobs beside the cache."""
 
@@ -342,12 +354,10 @@ def resynthesize_capability(model: SpeechLM, blobs: BlobStore) -> Capability:
                 f"model returned {type(r).__name__} for {req.key!r} from resynthesize; "
                 "expected speechlm_eval.Audio"
             )
-        blobs.put(key, r.samples)
-        return {"sample_rate": int(r.sample_rate)}
+        return {"sample_rate": _keep_audio(blobs, key, r)}
 
     def load(key: str, v: dict[str, Any]) -> Audio | None:
-        x = blobs.get(key)
-        return None if x is None else Audio(x, int(v["sample_rate"]), f"resynthesis:{key[:12]}")
+        return _kept_audio(blobs, key, v["sample_rate"], f"resynthesis:{key[:12]}")
 
     return Capability(
         "resynthesize",
@@ -379,17 +389,16 @@ def continue_capability(model: SpeechLM, blobs: BlobStore) -> Capability:
                     f"continue({req.key!r}): continuation {i} is {type(a).__name__}; "
                     "expected speechlm_eval.Audio"
                 )
-            blobs.put(f"{key}.{i}", a.samples)
-            rates.append(int(a.sample_rate))
+            rates.append(_keep_audio(blobs, f"{key}.{i}", a))
         return {"sample_rates": rates}
 
     def load(key: str, v: dict[str, Any]) -> list[Audio] | None:
         out = []
         for i, rate in enumerate(v["sample_rates"]):
-            x = blobs.get(f"{key}.{i}")
-            if x is None:
+            a = _kept_audio(blobs, f"{key}.{i}", rate, f"continuation:{key[:12]}.{i}")
+            if a is None:
                 return None
-            out.append(Audio(x, int(rate), f"continuation:{key[:12]}.{i}"))
+            out.append(a)
         return out
 
     return Capability(
@@ -414,20 +423,14 @@ def respond_capability(model: SpeechLM, blobs: BlobStore) -> Capability:
             raise PluginError(f"respond({req.key!r}): the answer has neither text nor audio")
         if r.audio is not None and not isinstance(r.audio, Audio):
             raise PluginError(f"respond({req.key!r}): the answer's audio is not an Audio")
-        if r.audio is not None:
-            blobs.put(key, r.audio.samples)
-        return {
-            "text": r.text,
-            "sample_rate": None if r.audio is None else int(r.audio.sample_rate),
-        }
+        rate = None if r.audio is None else _keep_audio(blobs, key, r.audio)
+        return {"text": r.text, "sample_rate": rate}
 
     def load(key: str, v: dict[str, Any]) -> RespondResult | None:
         if v["sample_rate"] is None:
             return RespondResult(text=v["text"])
-        x = blobs.get(key)
-        if x is None:
-            return None
-        return RespondResult(v["text"], Audio(x, int(v["sample_rate"]), f"response:{key[:12]}"))
+        a = _kept_audio(blobs, key, v["sample_rate"], f"response:{key[:12]}")
+        return None if a is None else RespondResult(v["text"], a)
 
     return Capability(
         "respond",

@@ -223,6 +223,35 @@ def paired_ratio_delta(
         return (num1.sum(axis=axis) - num0.sum(axis=axis)) / den.sum(axis=axis)
 
 
+def paired_bootstrap(
+    arrays: tuple[np.ndarray, ...],
+    statistic: Callable[..., np.ndarray],
+    resamples: int,
+    level: float,
+    method: str,
+    seed: int,
+) -> Any:
+    """``scipy.stats.bootstrap``'s result for ``statistic`` over resampled units: paired (one
+    index draws every array's entry, so a unit's numerator and denominator stay together),
+    vectorised, and seeded afresh on every call, so every statistic computed with one seed sees
+    the same resampled unit sets. Resamples whose statistic divides by zero give NaN quietly."""
+    from scipy.stats import bootstrap as scipy_bootstrap
+
+    # scipy >= 1.15 calls the generator ``rng``; older releases ``random_state``.
+    key = "rng" if "rng" in inspect.signature(scipy_bootstrap).parameters else "random_state"
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return scipy_bootstrap(
+            tuple(np.asarray(a, dtype=np.float64) for a in arrays),
+            statistic,
+            paired=True,
+            vectorized=True,
+            n_resamples=resamples,
+            confidence_level=level,
+            method=method,
+            **{key: np.random.default_rng(seed)},
+        )
+
+
 def bootstrap(
     arrays: tuple[np.ndarray, ...],
     statistic: Callable[..., np.ndarray],
@@ -231,30 +260,12 @@ def bootstrap(
     method: str,
     seed: int,
 ) -> tuple[float, float, float] | None:
-    """(standard error, low, high) of ``statistic`` by resampling units; None if n < 2.
+    """(standard error, low, high) of ``statistic`` by :func:`paired_bootstrap`; None if n < 2.
 
-    ``scipy.stats.bootstrap``, paired (one index draws every array's entry, so a unit's
-    numerator and denominator stay together) and vectorised. The generator is re-seeded for
-    every call, so every metric of a report is computed on the same resampled unit sets.
     The standard error is the standard deviation of the bootstrap distribution.
     """
-    from scipy.stats import bootstrap as scipy_bootstrap
-
-    n = arrays[0].size
-    if resamples < 1 or n < 2:
+    if resamples < 1 or arrays[0].size < 2:
         return None
-    rng = np.random.default_rng(seed)
-    # scipy >= 1.15 calls the generator ``rng``; older releases ``random_state``.
-    key = "rng" if "rng" in inspect.signature(scipy_bootstrap).parameters else "random_state"
-    res = scipy_bootstrap(
-        tuple(a.astype(np.float64) for a in arrays),
-        statistic,
-        paired=True,
-        vectorized=True,
-        n_resamples=resamples,
-        confidence_level=level,
-        method=method,
-        **{key: rng},
-    )
+    res = paired_bootstrap(arrays, statistic, resamples, level, method, seed)
     ci = res.confidence_interval
     return float(res.standard_error), float(ci.low), float(ci.high)

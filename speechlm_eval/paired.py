@@ -29,11 +29,10 @@ Intervals are two-sided at ``1 - 2*alpha`` so that their bad end is the one-side
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError, DataError
+from .metrics import paired_bootstrap, ratio_of_sums
 
 ALPHA = 0.05
 RESAMPLES = 2000
@@ -160,34 +160,11 @@ def sign_test_p(worse: int, better: int) -> float:
     return 1.0 if n == 0 else float(binomtest(worse, n, 0.5, alternative="greater").pvalue)
 
 
-def _bootstrap(
-    arrays: tuple[np.ndarray, ...],
-    statistic: Callable[..., np.ndarray],
-    resamples: int,
-    level: float,
-    seed: int,
+def _percentile(
+    arrays: tuple[np.ndarray, ...], statistic: Any, resamples: int, alpha: float, seed: int
 ) -> Any:
-    """``scipy.stats.bootstrap`` over the units (paired: one index draws every array's entry),
-    percentile method, seeded."""
-    from scipy.stats import bootstrap
-
-    # scipy >= 1.15 calls the generator ``rng``; older releases ``random_state``.
-    key = "rng" if "rng" in inspect.signature(bootstrap).parameters else "random_state"
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return bootstrap(
-            tuple(np.asarray(a, dtype=np.float64) for a in arrays),
-            statistic,
-            paired=True,
-            vectorized=True,
-            n_resamples=resamples,
-            confidence_level=level,
-            method="percentile",
-            **{key: np.random.default_rng(seed)},
-        )
-
-
-def _weighted_delta(w: np.ndarray, wd: np.ndarray, axis: int = -1) -> np.ndarray:
-    return wd.sum(axis=axis) / w.sum(axis=axis)
+    """The paired, seeded percentile bootstrap of the gate: a two-sided 1 - 2 alpha interval."""
+    return paired_bootstrap(arrays, statistic, resamples, 1 - 2 * alpha, "percentile", seed)
 
 
 def _interval(res: Any) -> tuple[float, float]:
@@ -283,7 +260,7 @@ def choice_test(
         if np.ptp(d) == 0:  # every unit moved alike: every resample gives the same delta
             ci = (delta, delta)
         else:
-            ci = _interval(_bootstrap((w, w * d), _weighted_delta, resamples, 1 - 2 * alpha, seed))
+            ci = _interval(_percentile((w * d, w), ratio_of_sums, resamples, alpha, seed))
     return PairedTest(
         task=task,
         metric=metric,
@@ -362,7 +339,7 @@ def corpus_test(
     ci: tuple[float, float] | None = None
     p = 1.0  # one utterance: nothing to resample, the gate cannot call it significant
     if len(ids) >= 2 and resamples > 0:
-        res = _bootstrap((eb, lb, en, ln), _ratio_delta, resamples, 1 - 2 * alpha, seed)
+        res = _percentile((eb, lb, en, ln), _ratio_delta, resamples, alpha, seed)
         dist = np.asarray(res.bootstrap_distribution, dtype=np.float64)
         dist = dist[np.isfinite(dist)]  # a resample of only empty references has no ratio
         bad = -dist if higher_is_better else dist
