@@ -144,6 +144,7 @@ class Evaluation:
         opts: RunOptions,
         index: TaskIndex | None = None,
         data: DataOptions | None = None,
+        bindings: dict[str, dict[str, JudgeBinding]] | None = None,
     ) -> None:
         self.model, self.model_name, self.model_args, self.opts = (
             model,
@@ -153,7 +154,8 @@ class Evaluation:
         )
         self.index = index or load_index(opts.include_path)
         self.data = data or DataOptions.from_environment(opts.data_dir, opts.data_source)
-        self.judge_overrides = parse_judge_flags(opts.judges)
+        # role -> judge binding of every selected task (checked, as prepare() does first)
+        self.bindings = bindings or bind_judges(self.index, opts.tasks, opts.judges)
         self.ts = timestamp()
         cache_path = None if opts.no_cache else (opts.use_cache or default_cache_path())
         self.cache = ResultCache(cache_path)
@@ -232,11 +234,10 @@ class Evaluation:
             stats=stats,
             seed=self.opts.seed,
             log_samples=self.opts.log_samples,
-            judges=load_bound(self._bindings(cfg)),
+            judges=load_bound(self.bindings[name]),
         )
         out = pipeline(ctx)
         judges = {role: judge_record(j) for role, j in ctx.judges.items()}
-        judges.update(out.judges)  # what a pipeline records beyond its bound roles, if anything
         return TaskResult(
             task=name,
             metrics=out.entry,
@@ -266,10 +267,6 @@ class Evaluation:
                 },
             },
         )
-
-    def _bindings(self, cfg: TaskConfig) -> dict[str, JudgeBinding]:
-        scorer = registry.get("scorers", cfg.scoring.scorer)
-        return bindings_for(cfg, required_roles(scorer), self.judge_overrides)
 
     def _header(self) -> dict[str, Any]:
         o = self.opts
@@ -330,23 +327,36 @@ def prepare(
         if opts.device not in (None, given):
             raise ConfigError(f"--model_args device={given} contradicts --device {opts.device}")
         opts = replace(opts, device=given)
+    # Everything that can be checked without the model is, before it loads: task names, data
+    # locations, judge roles.
     index = load_index(opts.include_path)
-    index.expand(opts.tasks)  # fail on unknown task names before loading a model
-    data = DataOptions.from_environment(opts.data_dir, opts.data_source)  # fail before loading
-    # Judge roles: every role a selected task's scorer needs is bound and every --judge role is
-    # played somewhere, before a model is loaded.
-    overrides = parse_judge_flags(opts.judges)
-    cfgs = [index.tasks[n] for n in index.expand(opts.tasks)]
-    check_overrides(overrides, cfgs)
-    for cfg in cfgs:
-        bindings_for(cfg, required_roles(registry.get("scorers", cfg.scoring.scorer)), overrides)
+    index.expand(opts.tasks)  # unknown task names first
+    data = DataOptions.from_environment(opts.data_dir, opts.data_source)
+    bindings = bind_judges(index, opts.tasks, opts.judges)
     dist = distributed.init_from_env(opts.device)
     if model is None:
         device = opts.device
         if device and dist.enabled and device == "cuda":  # one GPU per local rank (torchrun)
             device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
         model = load_model(model_name, args, device)
-    return Evaluation(model, model_name, args, opts, index, data)
+    return Evaluation(model, model_name, args, opts, index, data, bindings)
+
+
+def bind_judges(
+    index: TaskIndex, tasks: str, flags: list[str]
+) -> dict[str, dict[str, JudgeBinding]]:
+    """The judge bindings (role -> judge) of every task ``tasks`` selects, with the ``--judge``
+    flags applied: a role a task's scorer needs but the task does not bind, or a flag for a role
+    no selected task plays, is an error (unknown task names too)."""
+    overrides = parse_judge_flags(flags)
+    cfgs = [index.tasks[n] for n in index.expand(tasks)]
+    check_overrides(overrides, cfgs)
+    return {
+        cfg.task: bindings_for(
+            cfg, required_roles(registry.get("scorers", cfg.scoring.scorer)), overrides
+        )
+        for cfg in cfgs
+    }
 
 
 def evaluate(

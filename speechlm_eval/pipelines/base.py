@@ -63,7 +63,6 @@ class TaskOutcome:
     entry: dict[str, Any]
     higher_is_better: dict[str, bool]
     scoring: dict[str, Any]
-    judges: dict[str, Any] = field(default_factory=dict)
     samples: list[dict[str, Any]] = field(default_factory=list)  # rows: ``sample_records``
     # Output audio the samples rows refer to (``audio/<sha256>.wav``), by content hash; written
     # beside the samples files with --log_samples, for listening tests and sample viewers.
