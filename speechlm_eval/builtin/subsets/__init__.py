@@ -2,6 +2,7 @@
 
 from .abx import ABX
 from .asr import ASR
+from .continuation import Continuation
 from .dialogue import Dialogue
 from .lexical import Lexical
 from .prosody import Prosody
@@ -20,4 +21,5 @@ SUBSETS = [
     Prosody(),
     STSP(),
     Dialogue(),
+    Continuation(),
 ]

@@ -265,10 +265,68 @@ def speaker_id(position: int) -> int:
     return SPEAKER_BASE + 1 + position
 
 
-def _rel(spk: int, k: int) -> str:
+def chapter_id(spk: int, k: int, first: int = 1) -> int:
+    """The chapter of the k-th text of speaker ``spk``: blocks of CHAPTER_SIZE, numbered
+    ``spk * 100 + first``, ``+ first + 1``, ..."""
+    return spk * 100 + k // CHAPTER_SIZE + first
+
+
+def _rel(spk: int, k: int, out: str = OUT, first: int = 1) -> str:
     """The file of the k-th sentence read by speaker ``spk`` (chapters of CHAPTER_SIZE)."""
-    chap = spk * 100 + k // CHAPTER_SIZE + 1
-    return f"{OUT}/{spk}/{chap}/{spk}-{chap}-{k % CHAPTER_SIZE:04d}.wav"
+    chap = chapter_id(spk, k, first)
+    return f"{out}/{spk}/{chap}/{spk}-{chap}-{k % CHAPTER_SIZE:04d}.wav"
+
+
+Speaker = tuple[int, str, float, str]  # (speaker id, sex, minutes of audio, voice name)
+
+
+def write_split(
+    ctx: BuildContext,
+    texts: list[str],
+    voices: list,
+    out: str = OUT,
+    first: int = 1,
+    head: str = "",
+) -> tuple[list[Speaker], int, int]:
+    """Every text read by every voice, in the LibriSpeech layout under ``out``.
+
+    Writes the WAV files, one ``.trans.txt`` per chapter (chapters numbered from
+    ``spk * 100 + first``) and ``SPEAKERS.TXT`` (``head``, then one row per voice).
+    Returns the speakers, the number of utterances and the number of chapters.
+    """
+    speakers: list[Speaker] = []
+    n_files = 0
+    chapters = 0
+    for pos, v in enumerate(voices):
+        spk = speaker_id(pos)
+        seconds = 0.0
+        ctx.prefetch(  # this voice's missing texts, made in the worker processes
+            Utterance(v.info.name, "text", s)
+            for k, s in enumerate(texts)
+            if not ctx.has(_rel(spk, k, out, first))
+        )
+        for block in range(0, len(texts), CHAPTER_SIZE):
+            chap = chapter_id(spk, block, first)
+            chapters += 1
+            lines = []
+            for j, s in enumerate(texts[block : block + CHAPTER_SIZE]):
+                utt = f"{spk}-{chap}-{j:04d}"
+                rel = _rel(spk, block + j, out, first)
+                if not ctx.has(rel):
+                    ctx.write_wav(rel, v.text(s))
+                ctx.tick()
+                seconds += sf.info(str(ctx.path(rel))).duration
+                lines.append(f"{utt} {transcript(s)}")
+                n_files += 1
+            ctx.write_text(f"{out}/{spk}/{chap}/{spk}-{chap}.trans.txt", "\n".join(lines) + "\n")
+        sex = "F" if v.info.gender == "female" else "M"
+        speakers.append((spk, sex, seconds / 60, v.info.name))
+    table = [
+        f"{spk:<5}| {sex} | dev-clean        | {minutes:5.2f} | {name}"
+        for spk, sex, minutes, name in speakers
+    ]
+    ctx.write_text(f"{out}/SPEAKERS.TXT", head + "\n".join(table) + "\n")
+    return speakers, n_files, chapters
 
 
 class ASR(Subset):
@@ -283,40 +341,7 @@ class ASR(Subset):
     def build(self, ctx: BuildContext) -> SubsetResult:
         sents = sentences(SENTENCES[ctx.size], ctx.rng("sentences"))
         voices = list(ctx.voices.values())[: VOICES[ctx.size]]
-        speakers = []
-        n_files = 0
-        chapters = 0
-        for pos, v in enumerate(voices):
-            spk = speaker_id(pos)
-            seconds = 0.0
-            ctx.prefetch(  # this voice's missing sentences, made in the worker processes
-                Utterance(v.info.name, "text", s)
-                for k, s in enumerate(sents)
-                if not ctx.has(_rel(spk, k))
-            )
-            for block in range(0, len(sents), CHAPTER_SIZE):
-                chap = spk * 100 + block // CHAPTER_SIZE + 1
-                chapters += 1
-                lines = []
-                for j, s in enumerate(sents[block : block + CHAPTER_SIZE]):
-                    utt = f"{spk}-{chap}-{j:04d}"
-                    rel = _rel(spk, block + j)
-                    if not ctx.has(rel):
-                        ctx.write_wav(rel, v.text(s))
-                    ctx.tick()
-                    seconds += sf.info(str(ctx.path(rel))).duration
-                    lines.append(f"{utt} {transcript(s)}")
-                    n_files += 1
-                ctx.write_text(
-                    f"{OUT}/{spk}/{chap}/{spk}-{chap}.trans.txt", "\n".join(lines) + "\n"
-                )
-            sex = "F" if v.info.gender == "female" else "M"
-            speakers.append((spk, sex, seconds / 60, v.info.name))
-        table = [
-            f"{spk:<5}| {sex} | dev-clean        | {minutes:5.2f} | {name}"
-            for spk, sex, minutes, name in speakers
-        ]
-        ctx.write_text(f"{OUT}/SPEAKERS.TXT", SPEAKERS_HEAD + "\n".join(table) + "\n")
+        speakers, n_files, chapters = write_split(ctx, sents, voices, head=SPEAKERS_HEAD)
         words = sum(len(transcript(s).split()) for s in sents)
         ctx.write_text(
             f"{OUT}/README.md",
