@@ -106,6 +106,9 @@ class TaskConfig:
     description: str = ""
     source_file: str = ""
     judges: dict[str, JudgeBinding] = field(default_factory=dict)  # role -> binding
+    # What each request asks of the model (continue: prompt length, samples, temperatures ...),
+    # read by the capability's pipeline, which checks the keys against its own Spec.
+    generation: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -113,6 +116,8 @@ class TaskConfig:
         d.pop("source_file")
         if not self.judges:  # tasks without judges keep the hash they had before roles existed
             d.pop("judges")
+        if not self.generation:  # likewise for tasks that send no generation options
+            d.pop("generation")
         return d
 
     def hash(self) -> str:
@@ -203,7 +208,7 @@ def parse_task(data: dict[str, Any], where: str, origins: Origins | None = None)
         where,
         data,
         {"task", "version", "capability", "dataset", "scoring"},
-        {"description", "judges"},
+        {"description", "judges", "generation"},
         origins,
     )
     name = _typed(where, "task", data["task"], str, "a string")
@@ -251,7 +256,8 @@ def parse_task(data: dict[str, Any], where: str, origins: Origins | None = None)
     )
     desc = _typed(where, "description", data.get("description", ""), str, "a string")
     judges = parse_judges(where, data.get("judges") or {})
-    return TaskConfig(name, version, cap, dataset, scoring, desc, where, judges)
+    gen = _typed(where, "generation", data.get("generation", {}) or {}, dict, "a mapping")
+    return TaskConfig(name, version, cap, dataset, scoring, desc, where, judges, gen)
 
 
 def parse_judges(where: str, value: Any) -> dict[str, JudgeBinding]:

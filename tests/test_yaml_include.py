@@ -153,7 +153,7 @@ def test_shipped_tasks_without_results_match_their_pre_template_text(name, tmp_p
 def test_shipped_templates_are_used_and_not_tasks():
     task_dir = ROOT / "tasks"
     templates = sorted(p.name for p in task_dir.glob("*.yaml") if is_template(p))
-    assert templates == ["_abx.yaml", "_resynth.yaml", "_salmon.yaml"]
+    assert templates == ["_abx.yaml", "_continuation.yaml", "_resynth.yaml", "_salmon.yaml"]
     idx = load_index()
     assert len(idx.expand("salmon")) == 8 and idx.expand("abx") == ["abx_within", "abx_across"]
     texts = [Path(c.source_file).read_text() for c in idx.tasks.values()]

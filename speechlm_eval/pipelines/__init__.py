@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from ..errors import ConfigError
 from .base import TaskContext, TaskOutcome
+from .continuation import run_continue
 from .encode import run_encode
 from .likelihood import run_likelihood
 from .resynthesize import run_resynthesize
@@ -21,6 +22,7 @@ PIPELINES: dict[str, Pipeline] = {
     "loglikelihood": run_likelihood,
     "encode": run_encode,
     "resynthesize": run_resynthesize,
+    "continue": run_continue,
 }
 
 

@@ -88,7 +88,15 @@ LIBRISPEECH_OPTIONS = reader_spec(
     }
 )
 MANIFEST_OPTIONS = reader_spec(
-    {"file": Opt(str, "transcripts.jsonl", check=non_empty, expect="a file name")}
+    {
+        "file": Opt(str, "transcripts.jsonl", check=non_empty, expect="a file name"),
+        # Column names, for manifests written with other names (the built-in prosody
+        # subset's prosody.jsonl: file, transcript, voice).
+        "id_field": Opt(str, "id", check=non_empty, expect="a field name"),
+        "audio_field": Opt(str, "audio", check=non_empty, expect="a field name"),
+        "text_field": Opt(str, "text", check=non_empty, expect="a field name"),
+        "speaker_field": Opt(str, "speaker", check=non_empty, expect="a field name"),
+    }
 )
 
 
@@ -191,8 +199,14 @@ def _manifest_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
 
 
 def read_transcribed_manifest(root: Path, options: dict[str, Any]) -> TranscribedDataset:
-    """Read ``root/<options.file>`` (default ``transcripts.jsonl``): ``id``, ``audio``, ``text``."""
-    path = root / read_options("transcribed_manifest", MANIFEST_OPTIONS, options)["file"]
+    """Read ``root/<options.file>`` (default ``transcripts.jsonl``): ``id``, ``audio``, ``text``
+    and an optional ``speaker`` per row (other names: ``id_field``, ``audio_field``,
+    ``text_field``, ``speaker_field``); every other field is kept as the utterance's metadata."""
+    opts = read_options("transcribed_manifest", MANIFEST_OPTIONS, options)
+    path = root / opts["file"]
+    f_id, f_audio, f_text, f_spk = (
+        opts[k] for k in ("id_field", "audio_field", "text_field", "speaker_field")
+    )
     rows = _manifest_rows(path)
     if not rows:
         raise DataError(f"{path}: no rows")
@@ -204,19 +218,19 @@ def read_transcribed_manifest(root: Path, options: dict[str, Any]) -> Transcribe
     seen: dict[str, str] = {}
     by_audio: dict[Path, str] = {}
     for where, row in rows:
-        for key in ("id", "audio", "text"):
+        for key in (f_id, f_audio, f_text):
             if key not in row or row[key] in ("", None):
                 raise DataError(f"{where}: missing field '{key}'")
-        utt = str(row["id"])
+        utt = str(row[f_id])
         if utt in seen:
             raise DataError(f"{where}: duplicated id {utt!r} (first at {seen[utt]})")
         seen[utt] = where
-        text = row["text"]
+        text = row[f_text]
         if not isinstance(text, str) or not text.strip():
-            raise DataError(f"{where}: empty transcript (field 'text') for id {utt!r}")
-        rel = row["audio"]
+            raise DataError(f"{where}: empty transcript (field {f_text!r}) for id {utt!r}")
+        rel = row[f_audio]
         if not isinstance(rel, str):
-            raise DataError(f"{where}: field 'audio' must be a path string, got {rel!r}")
+            raise DataError(f"{where}: field {f_audio!r} must be a path string, got {rel!r}")
         p = (base / rel).resolve()
         if not p.is_relative_to(base):
             raise DataError(f"{where}: audio path {rel!r} escapes the data folder {root}")
@@ -227,9 +241,9 @@ def read_transcribed_manifest(root: Path, options: dict[str, Any]) -> Transcribe
         by_audio[p] = where
         files[utt] = p
         texts[utt] = " ".join(text.split())
-        spk = row.get("speaker")
+        spk = row.get(f_spk)
         speakers[utt] = None if spk in (None, "") else str(spk)
-        extra = {k: v for k, v in row.items() if k not in ("id", "audio", "text", "speaker")}
+        extra = {k: v for k, v in row.items() if k not in (f_id, f_audio, f_text, f_spk)}
         if extra:
             meta[utt] = extra
     ident = {

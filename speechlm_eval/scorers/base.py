@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ChoiceItemScorer",
+    "ContinuationScorer",
     "DatasetScorer",
     "Metric",
     "SampleScore",
@@ -120,6 +121,28 @@ class TranscriptScorer(Protocol):
 
 
 @runtime_checkable
+class ContinuationScorer(Protocol):
+    """Sampled continuations (``continue`` pipeline): prompts, the judged audio of every
+    continuation and the reference utterances, with the task's bound judges. Metrics come
+    back per filter (``t=<temperature>``, ``oracle``, ``none``) as :class:`ScoreReport` s."""
+
+    name: str
+    inputs: str  # "continuations"
+
+    def score_continuations(
+        self,
+        prompts: Sequence[Any],
+        judged: Sequence[Any],
+        references: Mapping[str, Audio],
+        prompt_audio: Mapping[str, Audio],
+        judges: Mapping[str, Any],
+        cache: ResultCache,
+        stats: ExecStats | None = None,
+        desc: str | None = None,
+    ) -> Any: ...
+
+
+@runtime_checkable
 class DatasetScorer(Protocol):
     """Aggregate-only scorers (``encode`` pipeline: ABX): the whole dataset's outputs at once."""
 
@@ -144,6 +167,10 @@ _INPUTS: dict[type, tuple[str, str]] = {
         "transcripts (score_sample(doc_id, reference, hypothesis), aggregate, score_audio)",
     ),
     DatasetScorer: ("dataset", "a whole dataset's outputs (score(dataset, outputs))"),
+    ContinuationScorer: (
+        "continuations",
+        "sampled continuations (score_continuations(prompts, judged, references, ...))",
+    ),
 }
 
 

@@ -1,0 +1,238 @@
+"""Continuation tasks (capability ``continue``): spoken prompts -> sampled continuations ->
+judged (ASR, text LM, and optionally MOS and speaker similarity) -> the task's scorer.
+
+The protocol follows GSLM (fairseq ``examples/textless_nlp/gslm``; notes in
+``../shared/reference/generation-dialogue-metrics.md`` section 1) with every choice a task
+option under ``generation:`` in the task YAML, recorded in the results:
+
+- prompts are the first ``prompt_seconds`` (3) of utterances at least ``min_seconds`` (6)
+  long (``prompt_end_field``: each utterance's own prompt end, from its metadata, e.g. the
+  end of its first sentence); shorter ones are excluded and counted, never silently;
+  ``max_prompts`` keeps the shortest N (GSLM scores the 1000 shortest);
+- per prompt and per temperature of ``temperatures``, ``num_samples`` continuations, each
+  seeded from the run's seed (the request's seed is part of its cache key, so a resumed run
+  gets the same samples);
+- ``max_seconds``: how long a continuation may be: ``reference`` (the rest of the reference
+  utterance: GSLM cuts the generated audio to the ground truth's length) or seconds;
+- ``with_prompt``: the judged audio is the *original* prompt followed by the continuation
+  (both anchors transcribe prompt + continuation; they use the resynthesised prompt, which a
+  ``continue`` model does not return: the contract is continuation only), else the
+  continuation alone; ``cut_to_reference``: the judged audio is cut to the reference
+  utterance's length (GSLM ``cut_as.py``).
+
+The reference ("oracle") is the reference utterance itself through the same judges (its
+whole audio when ``with_prompt``, else the part after the prompt), so judge errors weigh on
+both sides alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from ..audio import Audio, AudioRef
+from ..errors import ConfigError, DataError
+from ..execute import continue_capability, run_requests
+from ..model import ContinueRequest
+from ..options import Opt, Spec
+from ..scorers.base import ContinuationScorer
+from ..scorers.continuation import Judged, Prompt
+from .base import TaskContext, TaskOutcome, metric_entries
+
+
+def _temperatures(v: Any) -> list[float]:
+    if not isinstance(v, list) or not v:
+        raise ValueError("")
+    out = []
+    for t in v:
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t < 100:
+            raise ValueError("")
+        out.append(float(t))
+    if len(set(out)) != len(out):
+        raise ValueError("temperatures are listed twice")
+    return out
+
+
+def _max_seconds(v: Any) -> str | float:
+    if v == "reference":
+        return v
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+        raise ValueError("")
+    return float(v)
+
+
+GENERATION = Spec(
+    {
+        "prompt_seconds": Opt(float, 3.0, gt=0, doc="prompt = the first seconds of an utterance"),
+        "prompt_end_field": Opt(
+            str, None, doc="a metadata field giving each utterance's prompt end (seconds)"
+        ),
+        "min_seconds": Opt(float, 6.0, ge=0, doc="shorter utterances are excluded (counted)"),
+        "max_prompts": Opt(int, None, ge=1, doc="keep the shortest N utterances (GSLM: 1000)"),
+        "num_samples": Opt(int, 1, ge=1, doc="continuations per prompt and temperature"),
+        "temperatures": Opt(
+            list, [1.0], check=_temperatures, expect="a non-empty list of numbers in [0, 100)"
+        ),
+        "top_k": Opt(int, None, ge=1),
+        "top_p": Opt(float, None, gt=0, le=1),
+        "max_seconds": Opt(
+            object, "reference", check=_max_seconds, expect="'reference' or seconds > 0"
+        ),
+        "with_prompt": Opt(bool, True, doc="judge the original prompt + the continuation"),
+        "cut_to_reference": Opt(bool, True, doc="cut the judged audio to the reference length"),
+    },
+    noun="key",
+    strict=True,
+)
+
+
+def _prompt_end(ctx: TaskContext, doc: str, field: str | None, default: float) -> float:
+    if field is None:
+        return default
+    v = (getattr(ctx.dataset, "meta", {}) or {}).get(doc, {}).get(field)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+        raise DataError(
+            f"task {ctx.name!r}: utterance {doc!r}: metadata field {field!r} "
+            f"(generation.prompt_end_field) must be a number of seconds > 0, got {v!r}"
+        )
+    return float(v)
+
+
+def select_prompts(ctx: TaskContext, opts: dict[str, Any]) -> tuple[list[Prompt], dict[str, Any]]:
+    """The utterances long enough to prompt with, shortest first when ``max_prompts`` cuts
+    (ties by id); the rest counted by reason."""
+    ds = ctx.dataset
+    rate = ctx.cfg.dataset.sample_rate
+    kept: list[Prompt] = []
+    short: list[str] = []
+    for doc in ds.doc_ids():
+        ref = AudioRef(ds.files[doc], expected_rate=rate)
+        seconds = ref.seconds(ref.info())
+        head = _prompt_end(ctx, doc, opts["prompt_end_field"], opts["prompt_seconds"])
+        # Strictly longer than the prompt: a prompt must leave something to continue.
+        if seconds < opts["min_seconds"] or seconds <= head:
+            short.append(doc)
+            continue
+        kept.append(Prompt(doc, ref, seconds, ds.texts[doc], ds.speakers.get(doc), head))
+    n_long = len(kept)
+    if opts["max_prompts"] is not None:
+        kept = sorted(kept, key=lambda p: (p.seconds, p.doc_id))[: opts["max_prompts"]]
+    counts = {
+        "utterances": len(ds.doc_ids()),
+        "excluded_too_short": len(short),
+        "excluded_by_max_prompts": n_long - len(kept),
+        "prompts": len(kept),
+    }
+    if not kept:
+        need = max(opts["min_seconds"], opts["prompt_seconds"])
+        raise ConfigError(
+            f"task {ctx.name!r}: no utterance is at least {need:g} s long and longer than "
+            f"its prompt ({len(short)} too short; generation.min_seconds / prompt_seconds)"
+        )
+    return kept, counts
+
+
+def _judged_audio(p: Prompt, cont: Audio, prompt: Audio, opts: dict[str, Any]) -> Audio:
+    """What the judges hear: [original prompt +] continuation, cut to the reference length."""
+    x = cont.samples
+    limit = p.seconds
+    if opts["with_prompt"]:
+        x = np.concatenate([prompt.resample(cont.sample_rate).samples, x])
+    else:
+        limit = p.seconds - p.prompt_seconds
+    if opts["cut_to_reference"]:
+        x = x[: max(1, round(limit * cont.sample_rate))]
+    return Audio(np.ascontiguousarray(x, dtype=np.float32), cont.sample_rate, cont.source)
+
+
+def _reference_audio(p: Prompt, opts: dict[str, Any]) -> Audio:
+    if opts["with_prompt"]:
+        return p.ref.load()
+    return replace(p.ref, offset=p.prompt_seconds).load()
+
+
+def run_continue(ctx: TaskContext) -> TaskOutcome:
+    opts = GENERATION.parse(f"task {ctx.name!r}: generation", ctx.cfg.generation)
+    scorer = ctx.scorer(ContinuationScorer)
+    prompts, counts = select_prompts(ctx, opts)
+    by_id = {p.doc_id: p for p in prompts}
+    head = {p.doc_id: p.ref.head(p.prompt_seconds) for p in prompts}
+    prompt_audio = {d: r.load() for d, r in head.items()}
+
+    def budget(p: Prompt) -> float:
+        if opts["max_seconds"] == "reference":
+            return p.seconds - p.prompt_seconds
+        return float(opts["max_seconds"])
+
+    cap = continue_capability(ctx.model, ctx.blobs)
+    outputs: dict[tuple[str, float], list[Audio]] = {}
+    for t in opts["temperatures"]:
+
+        def make(stem: str, a: Audio, t: float = t) -> ContinueRequest:
+            p = by_id[stem.rpartition("@")[0]]
+            return ContinueRequest(
+                prompt=a,
+                num_samples=opts["num_samples"],
+                temperature=t,
+                top_k=opts["top_k"],
+                top_p=opts["top_p"],
+                max_seconds=budget(p),
+                seed=ctx.seed,
+                key=stem,
+            )
+
+        got = run_requests(
+            ctx.model,
+            ctx.model_key,
+            {f"{d}@{t:g}": r for d, r in head.items()},
+            replace(cap, make=make),
+            expected_rate=ctx.cfg.dataset.sample_rate,
+            cache=ctx.cache,
+            sizer=ctx.sizer,
+            desc=f"{ctx.name} T={t:g}",
+            stats=ctx.stats,
+        )
+        for stem, conts in got.items():
+            outputs[(stem.rpartition("@")[0], t)] = conts
+
+    judged: list[Judged] = []
+    for (doc, t), conts in outputs.items():
+        p = by_id[doc]
+        for j, c in enumerate(conts):
+            judged.append(Judged(doc, t, j, c, _judged_audio(p, c, prompt_audio[doc], opts)))
+    references = {p.doc_id: _reference_audio(p, opts) for p in prompts}
+    report = scorer.score_continuations(
+        prompts,
+        judged,
+        references,
+        prompt_audio,
+        ctx.judges,
+        ctx.cache,
+        stats=ctx.stats,
+        desc=ctx.name,
+    )
+    entry: dict[str, Any] = {}
+    hib: dict[str, bool] = {}
+    for filt, metrics in report.by_filter.items():
+        e, h = metric_entries(metrics, filt)
+        entry.update(e)
+        hib.update(h)
+    # The headline: the task's scoring.options.primary ("metric,filter"), when the run has it.
+    want = report.info.pop("primary", None)
+    scoring = {
+        "primary_metric": want if want in entry else None,
+        **report.info,
+        "generation": {**opts, "seed": ctx.seed},
+        "prompts": counts,
+        "options": dict(ctx.cfg.scoring.options),
+    }
+    samples = list(report.per_item) if ctx.log_samples else []
+    kept: dict[str, Audio] = {}
+    if samples:
+        for row, item in zip(samples, judged, strict=True):
+            h = item.continuation.content_hash()
+            kept[h] = item.continuation
+            row["continuation_audio"] = f"audio/{h}.wav"
+    return TaskOutcome(entry, hib, scoring, samples=samples, kept_audio=kept)

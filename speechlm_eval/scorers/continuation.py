@@ -1,0 +1,337 @@
+"""Scorer ``continuation``: quality and diversity of sampled spoken continuations.
+
+Each continuation's judged audio (see :mod:`speechlm_eval.pipelines.continuation`) is
+transcribed by the ``asr`` judge; the metrics below come from the transcripts (definitions,
+anchors and pitfalls: :mod:`speechlm_eval.generation_metrics`). Per temperature (filter
+``t=<T>``):
+
+- ``ppx_mean`` / ``ppx_median`` (GSLM ``ppx.py``): per-utterance perplexity under the
+  ``text_lm`` judge, exp of the mean token NLL, then mean / median over continuations;
+- ``genppl`` (slamkit ``asr_perplexity``): exp of the mean over continuations of the mean
+  token NLL;
+- ``self_bleu2_gslm`` (pool: every continuation at this temperature), ``auto_bleu2_gslm``
+  (fairseq: n-grams overlapping the position excluded, geometric over n = 1, 2),
+  ``auto_bleu_slamkit`` (repeated bigrams, overlaps counted), ``vert`` (geometric mean of the
+  corpus means of self-BLEU2 and auto-BLEU2, both GSLM's), ``cont_bleu2`` (GSLM
+  ``continuation_eval.py``: median over prompts; the reference transcript is the hypothesis
+  and the prompt's samples the references);
+- ``mos_<key>`` (the ``mos`` judge on the continuation alone) and ``speaker_similarity``
+  (the ``speaker`` judge: cosine of the prompt's and the continuation's embeddings), when
+  the task binds those roles.
+
+Filter ``oracle``: the same text metrics on the reference utterances (same judges). Filter
+``none``, with two or more temperatures: the PPX-VERT trade-off curve's area
+(``auc_ppx_vert``) and the oracle anchors ``ppx_at_oracle_vert`` / ``vert_at_oracle_ppx``
+(a re-derivation: the official code has none; see :mod:`speechlm_eval.generation_metrics`).
+
+Continuations whose transcript is empty are excluded from every text metric and counted
+(``scoring.<task>.excluded``); standard errors cluster the samples of one prompt.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .. import generation_metrics as gm
+from ..audio import Audio, AudioRef
+from ..errors import ConfigError
+from ..metrics import Metric, ScoreReport, cluster_mean
+from ..options import Opt, Spec
+from .normalizers import NORMALIZERS, get_normalizer
+
+if TYPE_CHECKING:
+    from ..cache import ResultCache
+    from ..execute import ExecStats
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A reference utterance that prompts the model: its first seconds are the prompt."""
+
+    doc_id: str
+    ref: AudioRef  # the whole utterance
+    seconds: float
+    text: str  # the reference transcript
+    speaker: str | None = None
+    prompt_seconds: float = 3.0  # the prompt: the utterance's first seconds
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One sampled continuation: as the model returned it, and as the judges hear it."""
+
+    doc_id: str
+    temperature: float
+    sample: int
+    continuation: Audio
+    audio: Audio  # [prompt +] continuation, cut as the task says
+
+
+@dataclass
+class ContinuationReport:
+    """Metrics per filter, one row per continuation, and what the results record."""
+
+    by_filter: dict[str, ScoreReport]
+    per_item: list[dict[str, Any]]
+    info: dict[str, Any]
+
+
+OPTIONS = Spec(
+    {
+        "normalizer": Opt(
+            str,
+            "whisper_english",
+            choices=NORMALIZERS,
+            doc="text normaliser applied before the BLEU metrics (both sides)",
+        ),
+        "primary": Opt(str, None, doc="the headline metric, 'metric,filter'"),
+        "auc_window": Opt(
+            list,
+            None,
+            check=lambda v: _window(v),
+            expect="[low, high] VERT bounds with low < high",
+            doc="VERT interval of the AUC (default: the measured range)",
+        ),
+    },
+    noun="key",
+    strict=True,
+)
+
+
+def _window(v: Any) -> list[float]:
+    if (
+        not isinstance(v, list)
+        or len(v) != 2
+        or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in v)
+        or not v[0] < v[1]
+    ):
+        raise ValueError("")
+    return [float(v[0]), float(v[1])]
+
+
+def _filter(t: float) -> str:
+    return f"t={t:g}"
+
+
+class GenerationScorer:
+    """The ``continuation`` scorer (see the module docstring)."""
+
+    name = "continuation"
+    inputs = "continuations"
+    roles = ("asr",)  # text_lm, mos and speaker are used when the task binds them
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        self.options = OPTIONS.parse(f"scorer {self.name!r}", options or {})
+        self.normalizer = get_normalizer(self.options["normalizer"])
+
+    def score_continuations(
+        self,
+        prompts: Sequence[Prompt],
+        judged: Sequence[Judged],
+        references: Mapping[str, Audio],
+        prompt_audio: Mapping[str, Audio],
+        judges: Mapping[str, Any],
+        cache: ResultCache,
+        stats: ExecStats | None = None,
+        desc: str | None = None,
+    ) -> ContinuationReport:
+        ids = [p.doc_id for p in prompts]
+        asr = judges["asr"]
+        texts = asr.transcribe(
+            [j.audio for j in judged] + [references[d] for d in ids], stats, cache, desc
+        )
+        hyp, ref_hyp = texts[: len(judged)], dict(zip(ids, texts[len(judged) :], strict=True))
+        rows = [
+            {
+                "doc_id": j.doc_id,
+                "temperature": j.temperature,
+                "sample": j.sample,
+                **self._text_fields(h),
+            }
+            for j, h in zip(judged, hyp, strict=True)
+        ]
+        oracle_rows = [{"doc_id": d, **self._text_fields(ref_hyp[d])} for d in ids]
+        lm = judges.get("text_lm")
+        if lm is not None:
+            _add_nll(lm, rows + oracle_rows, stats, cache, desc)
+        mos = judges.get("mos")
+        if mos is not None:
+            scores = mos.predict([j.continuation for j in judged], stats, cache, desc)
+            for r, s in zip(rows, scores, strict=True):
+                r.update({f"mos_{k}": float(v) for k, v in s.items()})
+        spk = judges.get("speaker")
+        if spk is not None:
+            sims = spk.similarity(
+                [prompt_audio[j.doc_id] for j in judged],
+                [j.continuation for j in judged],
+                stats=stats,
+                cache=cache,
+                desc=desc,
+            )
+            for r, s in zip(rows, sims, strict=True):
+                r["speaker_similarity"] = float(s)
+        return self.aggregate(prompts, rows, oracle_rows)
+
+    def _text_fields(self, transcript: str) -> dict[str, Any]:
+        text = self.normalizer(transcript)
+        return {"transcript": transcript, "text": text, "empty": not text.split()}
+
+    def aggregate(
+        self,
+        prompts: Sequence[Prompt],
+        rows: list[dict[str, Any]],
+        oracle_rows: list[dict[str, Any]],
+    ) -> ContinuationReport:
+        """Metrics from the rows alone (transcripts and judge values): also usable on a
+        samples file's rows."""
+        truth = {p.doc_id: gm.gslm_words(self.normalizer(p.text)) for p in prompts}
+        by_t: dict[float, list[dict[str, Any]]] = defaultdict(list)
+        for r in rows:
+            by_t[r["temperature"]].append(r)
+        by_filter: dict[str, ScoreReport] = {}
+        excluded: dict[str, int] = {}
+        no_signal: dict[str, int] = {}
+        points: list[gm.TradeoffPoint] = []
+        for t, rs in sorted(by_t.items()):
+            metrics = _text_metrics(rs)
+            conts: dict[str, list[list[str]]] = defaultdict(list)
+            for r in rs:
+                if not r["empty"]:
+                    conts[r["doc_id"]].append(gm.gslm_words(r["text"]))
+            cb = [gm.cont_bleu(conts[d], truth[d]) for d in truth if conts.get(d)]
+            if cb:
+                metrics["cont_bleu2"] = Metric(float(np.median(cb)), None, len(cb), True)
+            for key in sorted({k for r in rs for k in r if k.startswith("mos_")}):
+                metrics[key] = cluster_mean(
+                    [r[key] for r in rs], [r["doc_id"] for r in rs], higher_is_better=True
+                )
+            if any("speaker_similarity" in r for r in rs):
+                # NaN: the judge found no signal in the prompt or the continuation (counted).
+                ok = [r for r in rs if math.isfinite(r["speaker_similarity"])]
+                no_signal[_filter(t)] = len(rs) - len(ok)
+                if ok:
+                    metrics["speaker_similarity"] = cluster_mean(
+                        [r["speaker_similarity"] for r in ok], [r["doc_id"] for r in ok]
+                    )
+            by_filter[_filter(t)] = ScoreReport(metrics)
+            excluded[_filter(t)] = sum(bool(r["empty"]) for r in rs)
+            if "ppx_mean" in metrics and "vert" in metrics:
+                points.append(gm.TradeoffPoint(t, metrics["ppx_mean"].value, metrics["vert"].value))
+        oracle = _text_metrics(oracle_rows)
+        by_filter["oracle"] = ScoreReport(oracle)
+        excluded["oracle"] = sum(bool(r["empty"]) for r in oracle_rows)
+        curve = _curve(points, oracle, self.options["auc_window"])
+        if curve["metrics"]:
+            by_filter["none"] = ScoreReport(curve.pop("metrics"))
+        else:
+            curve.pop("metrics")
+        info = {
+            "primary": self.options["primary"],
+            "scorer": self.name,
+            "excluded": {"empty_transcript": excluded, "speaker_no_signal": no_signal},
+            "tradeoff": curve,
+            "normalizer": self.normalizer.identity,
+            "texts": {
+                "bleu": "normalised transcript, whitespace split (self-, auto-, cont-BLEU)",
+                "auto_bleu_slamkit": "normalised transcript, NLTK NLTKWordTokenizer",
+                "ppx": "transcript stripped and lower-cased (fairseq GSLM ppx.py)",
+                "genppl": "transcript as the ASR judge wrote it (slamkit)",
+            },
+        }
+        return ContinuationReport(by_filter, rows, info)
+
+
+def _add_nll(
+    lm: Any,
+    rows: list[dict[str, Any]],
+    stats: ExecStats | None,
+    cache: ResultCache,
+    desc: str | None,
+) -> None:
+    """Mean negative log-likelihood per token under the text LM judge, on every row with a
+    non-empty transcript: ``nll_ppx`` of the lower-cased transcript (GSLM's ``ppx.py``
+    lower-cases) and ``nll_genppl`` of the transcript as written (slamkit scores the ASR's
+    text as is). Identical texts are scored once (the judge's executor deduplicates)."""
+    todo = [r for r in rows if not r["empty"]]
+    forms = {"nll_ppx": lambda t: t.strip().lower(), "nll_genppl": lambda t: t}
+    texts = [f(r["transcript"]) for f in forms.values() for r in todo]
+    scored = lm.loglikelihood(texts, stats, cache, desc)
+    for i, key in enumerate(forms):
+        for r, t, (logprob, n) in zip(
+            todo, texts[i * len(todo) :], scored[i * len(todo) :], strict=False
+        ):
+            if n < 1 or not math.isfinite(logprob):
+                raise ConfigError(
+                    f"text LM judge gave log-prob {logprob} over {n} tokens for {t!r}"
+                )
+            r[key] = -logprob / n
+            r[f"{key}_tokens"] = n
+
+
+def _text_metrics(rows: list[dict[str, Any]]) -> dict[str, Metric]:
+    """PPX, GenPPL, self-/auto-BLEU and VERT over the non-empty rows (per-row values are
+    written on the rows too)."""
+    live = [r for r in rows if not r["empty"]]
+    if not live:
+        return {}
+    docs = [r["doc_id"] for r in live]
+    words = [gm.gslm_words(r["text"]) for r in live]
+    for r, w in zip(live, words, strict=True):
+        r["auto_bleu2_gslm"] = gm.auto_bleu_gslm(w, n=2)
+        r["auto_bleu_slamkit"] = gm.auto_bleu_slamkit(gm.slamkit_words(r["text"]), n=2)
+    keys = ["auto_bleu2_gslm", "auto_bleu_slamkit"]
+    if len(live) > 1:  # self-BLEU needs a pool of at least two transcripts
+        for r, sb in zip(live, gm.self_bleu_gslm(words, n=2), strict=True):
+            r["self_bleu2_gslm"] = sb
+        keys.insert(0, "self_bleu2_gslm")
+    out: dict[str, Metric] = {}
+    for key in keys:
+        # fairseq's auto-BLEU is NaN for 2..n-1 words; at n = 2 never (length <= 1 -> 0).
+        out[key] = cluster_mean([r[key] for r in live], docs, higher_is_better=False)
+    if "self_bleu2_gslm" in out:
+        v = gm.vert(out["self_bleu2_gslm"].value, out["auto_bleu2_gslm"].value)
+        out["vert"] = Metric(v, None, len(live), False)
+    if all("nll_ppx" in r for r in live):
+        ppl = np.exp(np.array([r["nll_ppx"] for r in live]))
+        for r, p in zip(live, ppl, strict=True):
+            r["ppl"] = float(p)
+        out["ppx_mean"] = cluster_mean(ppl, docs, higher_is_better=False)
+        out["ppx_median"] = Metric(float(np.median(ppl)), None, len(live), False)
+        nll = np.array([r["nll_genppl"] for r in live])
+        m = cluster_mean(nll, docs)
+        g = gm.gen_ppl(nll)
+        # Delta method: se(exp(m)) = exp(m) * se(m).
+        out["genppl"] = Metric(g, None if m.stderr is None else g * m.stderr, len(live), False)
+    return out
+
+
+def _curve(
+    points: list[gm.TradeoffPoint], oracle: Mapping[str, Metric], window: list[float] | None
+) -> dict[str, Any]:
+    """The PPX-VERT curve over temperatures, its AUC and the oracle anchors."""
+    out: dict[str, Any] = {"points": [asdict(p) for p in points], "metrics": {}}
+    if len(points) < 2:
+        out["reason"] = "fewer than two temperatures with PPX and VERT"
+        return out
+    lo, hi = window if window is not None else (None, None)
+    auc = gm.auc_ppx_vert(points, lo, hi)
+    out["auc"] = auc
+    n = len(points)
+    if auc.get("auc") is not None:
+        out["metrics"]["auc_ppx_vert"] = Metric(float(auc["auc"]), None, n, False)
+    if "vert" in oracle and "ppx_mean" in oracle:
+        at_v = gm.value_at(points, x="vert", x0=oracle["vert"].value, y="ppx")
+        at_p = gm.value_at(points, x="ppx", x0=oracle["ppx_mean"].value, y="vert")
+        out["ppx_at_oracle_vert"] = at_v
+        out["vert_at_oracle_ppx"] = at_p
+        if at_v is not None:
+            out["metrics"]["ppx_at_oracle_vert"] = Metric(float(at_v), None, n, False)
+        if at_p is not None:
+            out["metrics"]["vert_at_oracle_ppx"] = Metric(float(at_p), None, n, False)
+    return out
