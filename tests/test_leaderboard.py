@@ -48,8 +48,10 @@ def ours(
     date: float = 1_790_000_000.0,
     limit: float | None = None,
     identity: dict | None = None,
+    scoring: dict[str, dict] | None = None,
 ) -> Path:
-    """A results file in this harness's layout (README "Results files")."""
+    """A results file in this harness's layout (README "Results files"); ``scoring`` adds
+    fields to ``scoring.<task>`` (a generation task's ``tradeoff``, say)."""
     datasets = {}
     for t in tasks:
         ds: dict = {"reader": "x", "source": source}
@@ -64,7 +66,11 @@ def ours(
         "higher_is_better": hib
         or {t: {k.split(",")[0]: True for k in m if "_stderr," not in k} for t, m in tasks.items()},
         "datasets": datasets,
-        "scoring": {t: {"primary_metric": (primary or {}).get(t, "acc,nll_sum")} for t in tasks},
+        "scoring": {
+            t: {"primary_metric": (primary or {}).get(t, "acc,nll_sum")}
+            | (scoring or {}).get(t, {})
+            for t in tasks
+        },
         "config": {
             "model": model,
             "model_args": {},
@@ -196,7 +202,7 @@ def test_error_rates_are_in_percent_as_the_caption_and_headers_say(tmp_path):
     assert head[i].endswith("abx_within (%) ↓") and rows[0][i] == "8.2 ± 0.4"
     # Not a proportion: its own unit, no (%).
     head, rows = md_table(md, "genppl")
-    i = col_index(head, "genppl", "built-in (small)")
+    i = col_index(head, "GenPPL", "built-in (small)")
     assert head[i].endswith("genppl ↓") and rows[0][i] == "93.74"
     # The HTML page says the same; its "every metric" details mark each metric's unit.
     page = out["leaderboard.html"]
@@ -762,16 +768,10 @@ def test_outputs_are_byte_identical_across_processes(tmp_path):
 
 def test_plots_are_reproducible_and_fingerprinted(tmp_path):
     files = three_models(tmp_path / "res")
-    # Sizes for the size plot; a quality-diversity sweep for the GSLM curve.
-    sweep = {f"genppl@{t},none": p for t, p in [(0.5, 40.0), (0.8, 60.0), (1.1, 120.0)]}
-    sweep |= {f"vert@{t},none": v for t, v in [(0.5, 0.4), (0.8, 0.2), (1.1, 0.1)]}
+    # Sizes for the size plot; a PPX-VERT sweep over temperatures for GSLM's curve.
     files.append(
-        ours(
-            tmp_path / "gen.json",
-            "alpha",
-            {"continuation": sweep},
-            primary={"continuation": "genppl@0.8,none"},
-            hib={"continuation": {k.split(",")[0]: False for k in sweep}},
+        gen_results(
+            tmp_path / "gen.json", "alpha", [(0.5, 40.0, 0.4), (0.8, 60.0, 0.2), (1.1, 120.0, 0.1)]
         )
     )
     out = generate(
@@ -781,7 +781,7 @@ def test_plots_are_reproducible_and_fingerprinted(tmp_path):
         params={"alpha": "3.2M", "gamma": "1e6"},
     )
     assert sorted(k for k in out if k.endswith(".svg")) == [
-        "plots/quality_diversity_continuation_builtin-small.svg",
+        "plots/quality_diversity_continuation_gslm_builtin-tiny.svg",
         "plots/score_vs_size.svg",
         "plots/subgroups_swuggy_builtin-small.svg",
     ]
@@ -834,3 +834,278 @@ def test_committed_leaderboard_is_fresh():
         pytest.skip("no committed reference results in leaderboard/results")
     stale = check_stale([str(results)], str(REPO / "leaderboard"))
     assert stale == [], f"regenerate: slm-eval leaderboard {results} --out leaderboard/"
+
+
+# --- generation and paralinguistic tasks ------------------------------------------------------
+
+# Trimmed copies of a real gslm-mini run (continuation_gslm, genppl, continuation_quality; and a
+# prosody_pgslm run with --limit 2) on the built-in tiny data: results and scoring unchanged.
+GEN_FIXTURES = Path(__file__).resolve().parent / "leaderboard_fixtures" / "gslm-mini"
+
+
+def gen_results(
+    path: Path,
+    model: str,
+    points: list[tuple[float, float, float]],
+    *,
+    oracle: tuple[float, float] = (50.0, 0.3),
+    task: str = "continuation_gslm",
+    auc: float = 1.5,
+) -> Path:
+    """A continuation task's results file as the continuation scorer writes it: PPX and VERT
+    per temperature (filter ``t=<T>``), the oracle, the area (filter ``none``, the headline) and
+    the curve points under ``scoring.<task>.tradeoff.points``."""
+    m: dict[str, float] = {}
+    for t, ppx, vert in points:
+        m |= {f"ppx_mean,t={t:g}": ppx, f"vert,t={t:g}": vert}
+    m |= {"ppx_mean,oracle": oracle[0], "vert,oracle": oracle[1], "auc_ppx_vert,none": auc}
+    return ours(
+        path,
+        model,
+        {task: m},
+        primary={task: "auc_ppx_vert,none"},
+        hib={task: {"ppx_mean": False, "vert": False, "auc_ppx_vert": False}},
+        size="tiny",
+        data_hash="ef00855ee8b02a80b7a67f504d62650f7deb182cea5c83be6f9b8d6d8d701130",
+        scoring={
+            task: {
+                "tradeoff": {
+                    "points": [{"temperature": t, "ppx": p, "vert": v} for t, p, v in points]
+                }
+            }
+        },
+    )
+
+
+def _fixture(task: str) -> dict:
+    for f in sorted(GEN_FIXTURES.glob("results_*.json")):
+        d = json.loads(f.read_text())
+        if task in d["results"]:
+            return d
+    raise AssertionError(task)
+
+
+def _own_unit(x: float) -> str:
+    """A number in its own unit as the tables print it: 3 significant-ish decimals below 1,
+    2 from 1, 1 from 100 (5.34, 0.293, 137.3)."""
+    return f"{x:.1f}" if abs(x) >= 100 else f"{x:.2f}" if abs(x) >= 1 else f"{x:.3f}"
+
+
+def test_generation_and_paralinguistic_tables_from_real_results(tmp_path):
+    """The real run's tasks land in the Generation and Paralinguistic tables, each cell the
+    file's primary_metric (read here from the JSON), with the file's direction and the unit
+    in the header; slamkit's reported GenPPL / Auto-BLEU sit in the same table, Auto-BLEU in
+    % as SLAM.md prints it, and the Notes name the judges and why the two do not compare."""
+    board = build_board([str(GEN_FIXTURES)], tmp_path / "lb", reported=REPORTED)
+    fam = {c.task: c.family for c in board.columns}
+    assert fam["genppl"] == fam["continuation_gslm"] == fam["continuation_quality"]
+    assert fam["genppl"] == "generation" and fam["prosody_pgslm"] == "paralinguistic"
+    assert board.families().index("generation") + 1 == board.families().index("paralinguistic")
+
+    out = generate([str(GEN_FIXTURES)], tmp_path / "lb", reported=REPORTED, plots=False)
+    md = out["leaderboard.md"]
+    assert "## Generation" in md and "## Paralinguistic" in md
+    expected = {  # task: (column label, headline "metric,filter")
+        "genppl": ("GenPPL", "genppl,t=0.8"),
+        "continuation_gslm": ("GSLM continuation", "auc_ppx_vert,none"),
+        "continuation_quality": ("Continuation quality", "mos_ovrl,t=0.7"),
+        "prosody_pgslm": ("pGSLM prosody", "f0_min_mae_audio,t=0.7"),
+    }
+    page = _parse_html(out["leaderboard.html"])
+    for task, (label, primary) in expected.items():
+        d = _fixture(task)
+        assert d["scoring"][task].get("primary_metric", primary) == primary
+        metric, filt = primary.split(",")
+        res = d["results"][task]
+        hib = d["higher_is_better"][task][metric]
+        head, rows = md_table(md, label)
+        i = col_index(head, label, "built-in (tiny)")
+        arrow = "↑" if hib else "↓"
+        shown_filter = "" if filt == "none" else f" [{filt}]"
+        assert head[i].endswith(f"{metric}{shown_filter} {arrow}"), head[i]
+        row = next(r for r in rows if r[0] == "gslm-mini")
+        want = _own_unit(res[primary])  # none of these is a proportion: no (%) in the header
+        assert "(%)" not in head[i]
+        se = res.get(f"{metric}_stderr,{filt}")
+        if isinstance(se, float):
+            want += f" ± {_own_unit(se)}"
+        if d["config"]["limit"] is not None:
+            want += " [limit]"
+        assert row[i] == want, (task, row[i], want)
+        assert float(page[("gslm-mini", f"{task}@builtin-tiny")]) == res[primary]
+    # Directions, not guessed: the file says mos higher, GenPPL / AUC / F0 MAE lower.
+    cols = {c.key: c for c in board.columns}
+    assert cols["continuation_quality@builtin-tiny"].higher_is_better is True
+    assert cols["continuation_quality@builtin-tiny#speaker_similarity"].higher_is_better is True
+    for key in (
+        "genppl@builtin-tiny",
+        "continuation_gslm@builtin-tiny",
+        "prosody_pgslm@builtin-tiny",
+    ):
+        assert cols[key].higher_is_better is False, key
+    assert cols["genppl@builtin-tiny#auto_bleu_slamkit"].higher_is_better is False
+
+    # Auto-BLEU beside GenPPL, at the headline's temperature, in % (the file: 0.0).
+    head, rows = md_table(md, "GenPPL")
+    gslm = next(r for r in rows if r[0] == "gslm-mini")
+    i = col_index(head, "Auto-BLEU", "built-in (tiny)")
+    assert head[i].endswith("auto_bleu_slamkit (%) [t=0.8] ↓")
+    res = _fixture("genppl")["results"]["genppl"]
+    v, se = res["auto_bleu_slamkit,t=0.8"], res["auto_bleu_slamkit_stderr,t=0.8"]
+    assert gslm[i] == f"{v * 100:.2f} ± {se * 100:.2f}" == "0.00 ± 0.00"
+    # slamkit's rows: official data (another column), numbers exactly as SLAM.md prints them.
+    i_ppl, i_bleu = col_index(head, "GenPPL", "official"), col_index(head, "Auto-BLEU", "official")
+    assert head[i_bleu].endswith("auto_bleu_slamkit (%) ↓")
+    by = {r[0]: r for r in rows}
+    assert (by["TWIST-350M"][i_ppl], by["TWIST-350M"][i_bleu]) == ("137.3", "3.46")
+    assert (by["Slam"][i_ppl], by["Slam"][i_bleu]) == ("62.80", "3.88")
+    assert (
+        gslm[i_ppl] == gslm[i_bleu] == "—"
+        and by["Slam"][col_index(head, "GenPPL", "built-in (tiny)")] == "—"
+    )
+    # The CSV keeps the results files' units: slamkit's 3.88 is the fraction 0.0388.
+    df = read_csv_text(out["leaderboard.csv"], tmp_path)
+    row = df[(df["model"] == "Slam") & (df["metric"] == "auto_bleu_slamkit")]
+    assert row["value"].tolist() == [0.0388] and row["task"].tolist() == ["genppl"]
+    # The comparison carries its note: our judges, slamkit's, and that they differ.
+    notes = md[md.index("## Notes") :]
+    assert "GenPPL (genppl): measured rows gslm-mini judged by asr: whisper-tiny.en" in notes
+    assert "speechlm-eval-ngram" in notes and "Llama-3.2-1B" in notes
+    assert "not comparable" in notes
+    # Every metric (other temperatures, the oracle) is in the HTML details.
+    assert "GSLM continuation — every metric" in out["leaderboard.html"]
+    assert "<td>oracle</td>" in out["leaderboard.html"]
+
+
+def test_generation_model_lacking_a_task_and_another_temperature(tmp_path):
+    """A model without continuation_gslm is left out of that table (and shows '—' where the
+    table has it); one that skipped it says so; a headline at another temperature is tagged."""
+    other = ours(
+        tmp_path / "res" / "other.json",
+        "other",
+        {
+            "genppl": {
+                "genppl,t=1": 7.5,
+                "genppl_stderr,t=1": 0.5,
+                "auto_bleu_slamkit,t=1": 0.02,
+                "auto_bleu_slamkit,t=0.8": 0.5,  # not the headline's temperature: not shown
+            }
+        },
+        primary={"genppl": "genppl,t=1"},
+        hib={"genppl": {"genppl": False, "auto_bleu_slamkit": False}},
+        size="tiny",
+        data_hash="ef00855ee8b02a80b7a67f504d62650f7deb182cea5c83be6f9b8d6d8d701130",
+        skipped={"continuation_gslm": "skipped (model lacks continue)"},
+    )
+    files = [str(GEN_FIXTURES), str(other)]
+    md = generate(files, tmp_path / "lb", reported=False, plots=False)["leaderboard.md"]
+    head, rows = md_table(md, "GenPPL")
+    by = {r[0]: r for r in rows}
+    i, j = (
+        col_index(head, "GenPPL", "built-in (tiny)"),
+        col_index(head, "Auto-BLEU", "built-in (tiny)"),
+    )
+    assert by["other"][i] == "7.50 ± 0.500 [t=1]"  # the column's temperature is t=0.8
+    assert by["other"][j] == "2.00 [t=1]"  # auto-BLEU of the same (t=1) generations
+    head, rows = md_table(md, "GSLM continuation")
+    by = {r[0]: r for r in rows}
+    assert by["other"][col_index(head, "GSLM continuation", "built-in (tiny)")] == (
+        "skipped (model lacks continue)"
+    )
+    assert by["other"][col_index(head, "Continuation quality", "built-in (tiny)")] == "—"
+    head, rows = md_table(md, "pGSLM prosody")
+    assert [r[0] for r in rows] == ["gslm-mini"]  # other has no prosody number: not listed
+
+
+def test_quality_diversity_plot_draws_the_results_files_curve_points(tmp_path):
+    """One line per model through exactly the results files' tradeoff points, the oracle from
+    the same files; single-temperature tasks (genppl, continuation_quality) get no plot."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
+
+    from speechlm_eval.leaderboard.plots import _draw, plan
+
+    other_pts = [(0.5, 30.0, 0.30), (0.7, 20.0, 0.20), (1.0, 12.0, 0.12), (1.2, 9.0, 0.09)]
+    other = gen_results(tmp_path / "other.json", "other", other_pts, oracle=(8.0, 0.15))
+    board = build_board([str(GEN_FIXTURES), str(other)], tmp_path / "lb", reported=False)
+    plots = [p for p in plan(board) if p.kind == "quality_diversity"]
+    assert [p.name for p in plots] == ["plots/quality_diversity_continuation_gslm_builtin-tiny.svg"]
+    series = {s["label"]: s for s in plots[0].data["series"]}
+    assert list(series) == ["gslm-mini", "other"]  # row order
+    d = _fixture("continuation_gslm")
+    want = {
+        "gslm-mini": [
+            (p["temperature"], p["ppx"], p["vert"])
+            for p in d["scoring"]["continuation_gslm"]["tradeoff"]["points"]
+        ],
+        "other": other_pts,
+    }
+    res = d["results"]["continuation_gslm"]
+    oracle = {"gslm-mini": [res["ppx_mean,oracle"], res["vert,oracle"]], "other": [8.0, 0.15]}
+    for label, s in series.items():
+        assert list(zip(s["temps"], s["ppx"], s["vert"], strict=True)) == want[label]
+        assert s["oracle"] == oracle[label]
+    # The drawing: x = VERT, y = PPX, each line through its points (temperature order), the
+    # oracle a star at (VERT, PPX).
+    fig = _draw(Figure, NullFormatter, plots[0])
+    ax = fig.axes[0]
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    for label, pts in want.items():
+        xy = [tuple(p) for p in lines[label].get_xydata().tolist()]
+        assert xy == [(v, p) for _, p, v in sorted(pts)]
+    stars = [tuple(c.get_offsets().tolist()[0]) for c in ax.collections]
+    assert stars == [(o[1], o[0]) for o in oracle.values()]
+    assert ax.get_xlabel().startswith("VERT") and ax.get_ylabel().startswith("PPX")
+    # Written with the other plots, shown on the page and in the Markdown.
+    out = generate([str(GEN_FIXTURES), str(other)], tmp_path / "lb", reported=False)
+    name = plots[0].name
+    assert fingerprint_of(out[name].encode()) == plots[0].fingerprint()
+    assert f'src="{name}"' in out["leaderboard.html"] and f"]({name})" in out["leaderboard.md"]
+
+
+def test_curve_of_a_superseded_results_file_is_not_drawn(tmp_path):
+    old = gen_results(tmp_path / "a" / "results_1.json", "m", [(0.5, 9.0, 0.1), (1.0, 5.0, 0.2)])
+    new = gen_results(tmp_path / "b" / "results_2.json", "m", [(0.5, 8.0, 0.1), (1.0, 4.0, 0.2)])
+    data = json.loads(new.read_text())
+    data["date"] += 10
+    new.write_text(json.dumps(data))
+    board = build_board([str(old), str(new)], tmp_path / "lb", reported=False)
+    assert [c.points for c in board.curves] == [((0.5, 8.0, 0.1), (1.0, 4.0, 0.2))]
+
+
+def test_generation_families_units_and_directions():
+    from speechlm_eval.leaderboard.families import (
+        guess_higher_is_better,
+        is_percent,
+        rule_family,
+    )
+
+    assert rule_family("continuation_gslm") == rule_family("genppl") == "generation"
+    assert rule_family("prosody_pgslm") == rule_family("stsp_s2s") == "paralinguistic"
+    # BLEU family in %, VERT and the curve summaries not.
+    for m in ("auto_bleu_slamkit", "auto_bleu2_gslm", "self_bleu2_gslm", "cont_bleu2"):
+        assert is_percent(m), m
+    for m in ("vert", "auc_ppx_vert", "vert_at_oracle_ppx", "ppx_mean", "genppl", "mos_ovrl"):
+        assert not is_percent(m), m
+    # Without a results file's word (reported rows, lm-eval files): the conventions.
+    lower = ("ppx_mean", "genppl", "auto_bleu_slamkit", "self_bleu2_gslm", "vert")
+    lower += ("auc_ppx_vert", "f0_min_mae_audio")
+    higher = ("mos_ovrl", "speaker_similarity", "f0_corr_audio", "cont_bleu2", "acc")
+    assert not any(guess_higher_is_better(m) for m in lower)
+    assert all(guess_higher_is_better(m) for m in higher)
+
+
+def test_headline_falls_back_to_the_tasks_primary_option(tmp_path):
+    """A scorer that records only scoring.<task>.options.primary still gets its headline."""
+    f = ours(
+        tmp_path / "r.json",
+        "m",
+        {"prosody_pgslm": {"f0_std_audio,t=0.7": 0.4, "f0_min_mae_audio,t=0.7": 0.14}},
+        hib={"prosody_pgslm": {"f0_std_audio": True, "f0_min_mae_audio": False}},
+    )
+    data = json.loads(f.read_text())
+    data["scoring"]["prosody_pgslm"] = {"options": {"primary": "f0_min_mae_audio,t=0.7"}}
+    f.write_text(json.dumps(data))
+    board = build_board([str(f)], tmp_path / "lb", reported=False)
+    (col,) = board.columns
+    assert (col.metric, col.filter, col.higher_is_better) == ("f0_min_mae_audio", "t=0.7", False)

@@ -168,3 +168,41 @@ def test_wide_tables_keep_every_column_reachable_and_the_model_visible(tmp_path)
         finally:
             browser.close()
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_generation_table_sorts_lower_first_and_shows_the_quality_diversity_plot(tmp_path):
+    """The real run's Generation table: GenPPL (lower is better) sorts ascending on the first
+    click; the Paralinguistic section is there; GSLM's PPX-VERT plot loads next to the page."""
+    sync_playwright = _browser_or_skip()
+    from test_leaderboard import GEN_FIXTURES
+
+    other = ours(
+        tmp_path / "res" / "other.json",
+        "other",
+        {"genppl": {"genppl,t=0.8": 4.2, "genppl_stderr,t=0.8": 0.3}},
+        primary={"genppl": "genppl,t=0.8"},
+        hib={"genppl": {"genppl": False}},
+        size="tiny",
+        data_hash="ef00855ee8b02a80b7a67f504d62650f7deb182cea5c83be6f9b8d6d8d701130",
+    )
+    out = tmp_path / "lb"
+    main([str(GEN_FIXTURES), str(other)], str(out), reported=REPORTED)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto((out / "leaderboard.html").as_uri())
+            assert page.locator("#family-paralinguistic").count() == 1
+            table = page.locator("#table-generation")
+            header = table.locator('th[data-col="genppl@builtin-tiny"]')
+            assert header.get_attribute("data-first") == "ascending"
+            header.click()
+            order = table.locator("tbody tr").evaluate_all("rs => rs.map(r => r.dataset.model)")
+            assert order[:2] == ["other", "gslm-mini"]  # 4.2 < 5.34; reported rows (official) last
+            img = page.locator(
+                'figure img[src="plots/quality_diversity_continuation_gslm_builtin-tiny.svg"]'
+            )
+            assert img.count() == 1
+            assert img.evaluate("i => i.complete ? i.naturalWidth : 0") > 0
+        finally:
+            browser.close()

@@ -1,8 +1,10 @@
 """Assemble the leaderboard: rows (models), columns (task x dataset, grouped by family), cells.
 
 A column is one task on one dataset: built-in data and the official benchmark are different
-datasets and never share a column. A cell holds the row's headline metric for that task; the
-other metrics (subgroups, the other scoring variant) stay in the CSV and the HTML details.
+datasets and never share a column. A cell holds the row's headline metric for that task; a few
+tasks show another metric in a column of its own beside it (``EXTRA_COLUMNS``: slamkit's
+Auto-BLEU beside GenPPL, from the same generations); the other metrics (subgroups, the other
+scoring variant, other temperatures, the oracle) stay in the CSV and the HTML details.
 """
 
 from __future__ import annotations
@@ -17,13 +19,18 @@ from .data import (
     OFFICIAL,
     UNSPECIFIED,
     UNSTATED,
+    Curve,
     Entry,
     Loaded,
     Score,
     Source,
     dataset_label,
 )
-from .families import FAMILIES, is_percent, task_label, task_rank
+from .families import FAMILIES, extra_columns, is_percent, task_label, task_rank
+
+# Families whose numbers depend on judges (ASR, text LM, MOS, speaker, pitch models) recorded in
+# the results files: the notes name them, since numbers from other judges are not comparable.
+JUDGED_FAMILIES = ("generation", "paralinguistic")
 
 
 @dataclass(frozen=True)
@@ -34,10 +41,13 @@ class Column:
     dataset: str
     label: str
     dataset_label: str
-    metric: str  # the headline metric most rows use
-    filter: str  # the scoring variant most measured rows use ("" if not a likelihood task)
+    metric: str  # the headline metric most rows use (an extra column: its metric)
+    # the scoring variant / sampling temperature most measured rows use ("nll_sum", "t=0.8");
+    # "" when there is none to tell apart ("none", or only reported rows)
+    filter: str
     higher_is_better: bool
     percent: bool
+    position: int = 0  # 0: the task's headline; 1, 2, ...: extra columns beside it
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,7 @@ class Leaderboard:
     files: dict[str, dict]
     task_labels: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    curves: list[Curve] = field(default_factory=list)  # PPX-VERT curves (kept results files)
 
     def cell(self, entry: Entry, col: Column) -> Cell:
         return self.cells.get((entry.key, col.key), MISSING)
@@ -170,6 +181,8 @@ def build(loaded: Loaded, title: str = "Leaderboard", sort_by: str | None = None
         metric = _most_common([s.metric for s in pref])
         known = [s.filter for s in ss if s.filter and s.filter != UNSTATED]
         filt = _most_common([s.filter for s in measured if s.filter]) or _most_common(known)
+        if family != "likelihood" and filt == "none":
+            filt = ""  # nothing to tell apart (lm-eval's filter of a plain metric)
         hib = Counter(s.higher_is_better for s in pref).most_common(1)[0][0]
         columns.append(
             Column(
@@ -180,23 +193,52 @@ def build(loaded: Loaded, title: str = "Leaderboard", sort_by: str | None = None
                 label=loaded.task_labels.get(task, task_label(task)),
                 dataset_label=dataset_label(ds),
                 metric=metric,
-                filter=filt if family == "likelihood" else "",
+                filter=filt,
                 higher_is_better=hib,
                 percent=is_percent(metric),
             )
         )
-    columns.sort(key=lambda c: (fam_rank[c.family], task_rank(c.task), _dataset_rank(c.dataset)))
+    extra = _extra_scores(scores, columns)
+    for col in list(columns):
+        for pos, (metric, label) in enumerate(extra_columns(col.task), 1):
+            ss = extra.get((col.key, metric), [])
+            if not ss:
+                continue
+            pref = [s for s in ss if s.entry.startswith(MEASURED + ":")] or ss
+            columns.append(
+                replace(
+                    col,
+                    key=f"{col.key}#{metric}",
+                    label=label,
+                    metric=metric,
+                    higher_is_better=Counter(s.higher_is_better for s in pref).most_common(1)[0][0],
+                    percent=is_percent(metric),
+                    position=pos,
+                )
+            )
+    columns.sort(
+        key=lambda c: (
+            fam_rank[c.family],
+            task_rank(c.task),
+            _dataset_rank(c.dataset),
+            c.position,
+        )
+    )
     colmap = {c.key: c for c in columns}
 
     cells: dict[tuple[str, str], Cell] = {}
-    for s in scores:
-        if not s.primary:
-            continue
-        col = colmap[f"{s.task}@{s.dataset}"]
+    placed = [(s, colmap[f"{s.task}@{s.dataset}"]) for s in scores if s.primary]
+    placed += [
+        (s, colmap[f"{key}#{metric}"])
+        for (key, metric), ss in extra.items()
+        if f"{key}#{metric}" in colmap
+        for s in ss
+    ]
+    for s, col in placed:
         tags = []
         if s.metric != col.metric:
             tags.append(s.metric)
-        if col.family == "likelihood" and s.filter and s.filter != col.filter:
+        if (col.family == "likelihood" or col.filter) and s.filter and s.filter != col.filter:
             tags.append(SHORT_FILTER.get(s.filter, s.filter))
         if s.limited:
             tags.append("limit")
@@ -213,6 +255,15 @@ def build(loaded: Loaded, title: str = "Leaderboard", sort_by: str | None = None
                 cells.setdefault((e.key, c.key), Cell("skipped", reason=reason))
     if no_column:
         notes.append("Skipped, with no number from any row: " + "; ".join(no_column) + ".")
+
+    # Curves of the results files kept above, under the dataset their scores ended up in.
+    kept = {(s.entry, s.task, s.origin): s.dataset for s in scores}
+    curves = [
+        replace(c, dataset=kept[(c.entry, c.task, c.origin)])
+        for c in loaded.curves
+        if (c.entry, c.task, c.origin) in kept
+    ]
+    notes += _judge_notes(loaded, scores, columns)
 
     entries = _order(entries, columns, cells, sort_by)
     pos = {e.key: i for i, e in enumerate(entries)}
@@ -238,7 +289,52 @@ def build(loaded: Loaded, title: str = "Leaderboard", sort_by: str | None = None
         files=loaded.files,
         task_labels=loaded.task_labels,
         notes=notes,
+        curves=curves,
     )
+
+
+def _extra_scores(scores: list[Score], columns: list[Column]) -> dict[tuple[str, str], list[Score]]:
+    """(headline column key, extra metric) -> the rows' numbers of that metric, each under the
+    same filter (temperature) as the row's own headline number."""
+    index = {(s.entry, s.task, s.dataset, s.metric, s.filter): s for s in scores}
+    keys = {c.key for c in columns}
+    out: dict[tuple[str, str], list[Score]] = {}
+    for p in scores:
+        key = f"{p.task}@{p.dataset}"
+        if not p.primary or key not in keys:
+            continue
+        for metric, _ in extra_columns(p.task):
+            s = index.get((p.entry, p.task, p.dataset, metric, p.filter))
+            if s is not None and metric != p.metric:
+                out.setdefault((key, metric), []).append(s)
+    return out
+
+
+def _judge_notes(loaded: Loaded, scores: list[Score], columns: list[Column]) -> list[str]:
+    """Which judges the measured generation / paralinguistic numbers come from, and what the
+    reported file says about its sources' judges: numbers judged by other models (another ASR,
+    another text LM for GenPPL and PPX) are not comparable."""
+    labels = {e.key: e.label for e in loaded.entries.values()}
+    tasks = [c for c in columns if c.family in JUDGED_FAMILIES and c.position == 0]
+    by_task: dict[str, dict[str, set[str]]] = {}
+    for s in scores:
+        jt = loaded.judges.get((s.entry, s.task, s.origin))
+        if jt and s.primary:
+            by_task.setdefault(s.task, {}).setdefault(jt, set()).add(labels[s.entry])
+    notes = []
+    seen: set[str] = set()
+    for col in tasks:
+        if col.task in seen:
+            continue
+        seen.add(col.task)
+        for jt, models in sorted(by_task.get(col.task, {}).items()):
+            notes.append(
+                f"{col.label} ({col.task}): measured rows {', '.join(sorted(models))} judged "
+                f"by {jt}."
+            )
+        if col.task in loaded.task_notes:
+            notes.append(f"{col.label} ({col.task}): {loaded.task_notes[col.task]}")
+    return notes
 
 
 def _order(
@@ -260,7 +356,9 @@ def _order(
     if not sort_by:
         return base
     task, _, ds = sort_by.partition("@")
-    match = [c for c in columns if c.task == task and (not ds or c.dataset == ds)]
+    match = [
+        c for c in columns if c.task == task and (not ds or c.dataset == ds) and c.position == 0
+    ]
     if not match:
         have = ", ".join(c.key for c in columns)
         raise ConfigError(f"--sort_by {sort_by}: no such column; columns: {have}")

@@ -97,6 +97,20 @@ class Source:
     scale: str = "percent"
 
 
+@dataclass(frozen=True)
+class Curve:
+    """GSLM's PPX-VERT curve of one row on one task: ``scoring.<task>.tradeoff.points`` of a
+    results file (one point per sampling temperature), and the oracle point (the reference
+    utterances through the same judges: ``ppx_mean,oracle`` and ``vert,oracle``)."""
+
+    entry: str
+    task: str
+    dataset: str
+    origin: str
+    points: tuple[tuple[float, float, float], ...]  # (temperature, ppx, vert), file order
+    oracle: tuple[float, float] | None  # (ppx, vert)
+
+
 @dataclass
 class Loaded:
     """Everything read from the inputs."""
@@ -109,6 +123,10 @@ class Loaded:
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     task_labels: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    curves: list[Curve] = field(default_factory=list)
+    # (entry, task, origin) -> the judges a measured number depends on ("asr: ..., text_lm: ...")
+    judges: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    task_notes: dict[str, str] = field(default_factory=dict)  # reported.yaml tasks.<t>.note
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -216,6 +234,46 @@ def _dataset_of(data: dict[str, Any], task: str, assume_source: str | None) -> t
     return (assume_source or UNSPECIFIED), ""
 
 
+def _judges_text(judges: Any) -> str:
+    """What the judges of a task were, in a few words: ``asr: whisper-tiny.en (CTranslate2);
+    mos: dnsmos (speechmos 0.0.1.1)``: the model's name (and format) as the results file records
+    it, else the judge's name with its package and version."""
+    if not isinstance(judges, dict):
+        return ""
+    bits = []
+    for role, rec in sorted(judges.items()):
+        if not isinstance(rec, dict):
+            continue
+        model = rec.get("model") if isinstance(rec.get("model"), dict) else {}
+        name = model.get("name") or model.get("text_lm")
+        if isinstance(name, str) and name:
+            fmt = model.get("format")
+            text = f"{name} [{fmt}]" if isinstance(fmt, str) and fmt else name
+        else:
+            pkg = " ".join(str(rec[k]) for k in ("package", "version") if rec.get(k))
+            text = str(rec.get("judge") or "?") + (f" ({pkg})" if pkg else "")
+        bits.append(f"{role}: {text}")
+    return "; ".join(bits)
+
+
+def _curve_points(tradeoff: Any, where: str) -> tuple[tuple[float, float, float], ...]:
+    """``tradeoff.points`` ([{temperature, ppx, vert}]) as (temperature, ppx, vert) tuples;
+    points with a missing or non-finite coordinate are left out (nothing to draw)."""
+    pts = tradeoff.get("points") if isinstance(tradeoff, dict) else None
+    if pts is None:
+        return ()
+    if not isinstance(pts, list):
+        raise DataError(f"{where}: tradeoff.points must be a list of {{temperature, ppx, vert}}")
+    out = []
+    for i, p in enumerate(pts):
+        if not isinstance(p, dict):
+            raise DataError(f"{where}: tradeoff.points[{i}] must be a mapping")
+        xyz = tuple(_num(p.get(k)) for k in ("temperature", "ppx", "vert"))
+        if all(v is not None and math.isfinite(v) for v in xyz):
+            out.append(xyz)
+    return tuple(out)  # type: ignore[return-value]
+
+
 def resolve_family(
     task: str, config: Any, families: dict[str, str], known: dict[str, str] | None = None
 ) -> str:
@@ -317,6 +375,7 @@ def load_measured(
         )
         scoring = data.get("scoring") if isinstance(data.get("scoring"), dict) else {}
         configs = data.get("configs") if isinstance(data.get("configs"), dict) else {}
+        judges = data.get("judges") if isinstance(data.get("judges"), dict) else {}
         for task, res in data["results"].items():
             if not isinstance(res, dict):
                 raise DataError(f"{where}: results.{task} must be a mapping of metrics")
@@ -347,6 +406,25 @@ def load_measured(
                 raise DataError(f"{where}: results.{task} holds no '<metric>,<filter>' number")
             primary = _primary(task, order, metrics, scoring.get(task), where)
             hib = hib_all.get(task) if isinstance(hib_all.get(task), dict) else {}
+            jt = _judges_text(judges.get(task))
+            if jt:
+                loaded.judges[(key, task, origin)] = jt
+            sc = scoring.get(task) if isinstance(scoring.get(task), dict) else {}
+            points = _curve_points(sc.get("tradeoff"), f"{where}: scoring.{task}")
+            if points:
+                o_ppx, o_vert = values.get(("ppx_mean", "oracle")), values.get(("vert", "oracle"))
+                loaded.curves.append(
+                    Curve(
+                        entry=key,
+                        task=task,
+                        dataset=dataset,
+                        origin=origin,
+                        points=points,
+                        oracle=(o_ppx, o_vert)
+                        if o_ppx is not None and o_vert is not None
+                        else None,
+                    )
+                )
             for mname, filt in order:
                 h = hib.get(mname)
                 se = stderrs.get((mname, filt))
@@ -379,11 +457,14 @@ def _primary(
     scoring: Any,
     where: str,
 ) -> tuple[str, str]:
-    """The headline metric: --metric override, ``scoring.<task>.primary_metric``, else the first
-    metric in the file (lm-evaluation-harness has no notion of a headline metric)."""
+    """The headline metric: --metric override, ``scoring.<task>.primary_metric`` (else the task's
+    ``scoring.<task>.options.primary``), else the first metric in the file
+    (lm-evaluation-harness has no notion of a headline metric)."""
     want = metrics.get(task)
     if want is None and isinstance(scoring, dict):
         want = scoring.get("primary_metric")
+        if want is None and isinstance(scoring.get("options"), dict):
+            want = scoring["options"].get("primary")
     if want:
         m, _, f = str(want).partition(",")
         if (m, f) in order:
@@ -400,7 +481,7 @@ _SOURCE_KEYS = {"title", "section", "repo", "path", "commit", "url", "scale", "s
 _SOURCE_KEYS |= {"scoring_note", "dataset", "note"}
 _ENTRY_KEYS = {"model", "source", "scores", "params", "variant", "label", "scoring"}
 _ENTRY_KEYS |= {"scoring_note", "note"}
-_TASK_KEYS = {"label", "family", "higher_is_better", "metric"}
+_TASK_KEYS = {"label", "family", "higher_is_better", "metric", "note"}
 _SCORINGS = ("nll_sum", "nll_mean", UNSTATED)
 
 
@@ -455,6 +536,8 @@ def load_reported(path: Path, loaded: Loaded, families: dict[str, str]) -> None:
             known_fam[str(t)] = _str(w, info, "family")
         if "label" in info:
             loaded.task_labels[str(t)] = _str(w, info, "label")
+        if "note" in info:
+            loaded.task_notes[str(t)] = " ".join(_str(w, info, "note").split())
         if "higher_is_better" in info and not isinstance(info["higher_is_better"], bool):
             raise ConfigError(f"{w}: field 'higher_is_better' must be true/false")
     sources = data["sources"]
@@ -529,7 +612,8 @@ def load_reported(path: Path, loaded: Loaded, families: dict[str, str]) -> None:
                     # Back to the unit of results files (proportions); %.12g drops the binary
                     # noise of the division so the CSV shows 0.542, not 0.5420000000000001.
                     x = float(f"{x / 100:.12g}")
-                hib = info.get("higher_is_better")
+                # A task's declared direction is its headline metric's; others are guessed.
+                hib = info.get("higher_is_better") if metric == default_metric else None
                 loaded.scores.append(
                     Score(
                         entry=key,

@@ -12,11 +12,14 @@ import re
 from typing import Any
 
 # Display order and titles of the families (issue 6: likelihood pairs, representation,
-# generation, dialogue, downstream, quality).
+# generation, dialogue, downstream, quality; issue 14 splits the sampled-continuation tasks into
+# generation, judged on the transcript and the audio, and paralinguistic, judged on prosody and
+# expressivity: pGSLM's F0 metrics, STSP's sentiment preservation).
 FAMILIES: dict[str, str] = {
     "likelihood": "Likelihood pairs",
     "representation": "Representation",
     "generation": "Generation",
+    "paralinguistic": "Paralinguistic",
     "dialogue": "Dialogue",
     "downstream": "Downstream",
     "quality": "Quality",
@@ -49,8 +52,10 @@ _TASK_RULES: tuple[tuple[str, str], ...] = (
     ("auto_bleu", "generation"),
     ("continuation", "generation"),
     ("continuation_", "generation"),
-    ("stsp", "generation"),
-    ("stsp_", "generation"),
+    ("prosody", "paralinguistic"),
+    ("prosody_", "paralinguistic"),
+    ("stsp", "paralinguistic"),
+    ("stsp_", "paralinguistic"),
     ("turn_taking", "dialogue"),
     ("dialogue_", "dialogue"),
     ("mos", "quality"),
@@ -62,6 +67,24 @@ _TASK_LABELS: dict[str, str] = {
     "sblimp": "sBLIMP",
     "ssc": "sSC",
     "tsc": "tSC",
+    "genppl": "GenPPL",
+    "continuation_gslm": "GSLM continuation",
+    "continuation_quality": "Continuation quality",
+    "prosody_pgslm": "pGSLM prosody",
+}
+
+# Metrics shown in a column of their own beside a task's headline (same dataset, same filter as
+# the row's headline, e.g. the same temperature), with the column's label. slamkit's table
+# prints Auto-BLEU next to GenPPL, both from one generation run (its asr_perplexity metric):
+# our ``genppl`` task is that run, so its ``auto_bleu_slamkit`` gets the Auto-BLEU column.
+# GSLM reports the PPX-VERT area with its two oracle anchors.
+EXTRA_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "genppl": (("auto_bleu_slamkit", "Auto-BLEU"),),
+    "continuation_gslm": (
+        ("ppx_at_oracle_vert", "PPX @ oracle VERT"),
+        ("vert_at_oracle_ppx", "VERT @ oracle PPX"),
+    ),
+    "continuation_quality": (("speaker_similarity", "Speaker similarity"),),
 }
 
 
@@ -102,20 +125,39 @@ def task_label(task: str) -> str:
 
 # Metrics that are proportions (results files record 0.848) and are shown in percent (84.8),
 # as speech papers quote them: accuracies and error rates (ABX, WER, CER, EER), including their
-# subgroups and variants (``acc_freq_oov``, ``wer_original``, ``wer_delta`` in points).
+# subgroups and variants (``acc_freq_oov``, ``wer_original``, ``wer_delta`` in points), and the
+# BLEU family of the generation tasks (self-, auto-, continuation-BLEU: slamkit's SLAM.md prints
+# Auto-BLEU x 100, 3.46 for a mean of 0.0346; BLEU is quoted x 100 generally). VERT, the
+# geometric mean of self- and auto-BLEU, and its curve summaries stay in the units fairseq's
+# GSLM scripts print and the PPX-VERT area is computed in (fractions).
 # The lookahead keeps names that merely start alike (``werewolf``) out.
 _PERCENT = re.compile(
-    r"^(acc|accuracy|exact_match|abx|error_rate|err_rate|wer|cer|eer)(?![A-Za-z0-9])"
+    r"^(acc|accuracy|exact_match|abx|error_rate|err_rate|wer|cer|eer|(self|auto|cont)_bleu\d*)"
+    r"(?![A-Za-z0-9])"
 )
-# Metrics where lower is better, when the results file does not say (lm-eval files do).
+# Percent metrics printed with two decimals (slamkit prints Auto-BLEU as 3.46): small values.
+_TWO_DECIMALS = re.compile(r"^(self|auto|cont)_bleu")
+# Metrics where lower is better, when the results file does not say (lm-eval files do):
+# errors and perplexities (GSLM's PPX), repetition (auto-/self-BLEU, VERT), F0 error (MAE).
 _LOWER = re.compile(
-    r"(^|_)(wer|cer|error|err|ppl|perplexity|genppl|loss|auto_bleu|self_bleu|mae|eer|abx)"
+    r"(^|_)(wer|cer|error|err|ppl|perplexity|genppl|ppx|loss|auto_bleu|self_bleu|vert|mae|eer"
+    r"|abx)"
 )
 
 
 def is_percent(metric: str) -> bool:
     """Whether a metric is a proportion shown in % (the tables multiply it by 100)."""
     return bool(_PERCENT.search(metric))
+
+
+def percent_decimals(metric: str) -> int:
+    """Decimals of a metric shown in %: 2 for the BLEU family (as slamkit prints it), else 1."""
+    return 2 if _TWO_DECIMALS.search(metric) else 1
+
+
+def extra_columns(task: str) -> tuple[tuple[str, str], ...]:
+    """(metric, column label) of the columns shown beside a task's headline."""
+    return EXTRA_COLUMNS.get(task, ())
 
 
 def guess_higher_is_better(metric: str) -> bool:

@@ -2,9 +2,11 @@
 
 - score vs model size, for every column with at least two rows of known size;
 - per-subgroup bars (frequency bands of sWUGGY, sBLIMP types, ...) with stderr bars;
-- the GSLM quality-diversity curve, when a task reports metrics per sampling temperature
-  named ``<metric>@<temperature>`` (quality: ``ppl``/``genppl``/``perplexity``; diversity:
-  ``vert``/``auto_bleu``/``self_bleu``), e.g. ``genppl@0.7,none`` and ``vert@0.7,none``.
+- GSLM's quality-diversity plot (PPX vs VERT over sampling temperatures), drawn from the
+  curve points the results files record (``scoring.<task>.tradeoff.points``: one
+  ``{temperature, ppx, vert}`` per temperature), one line per model, the oracle (the reference
+  utterances through the same judges: ``ppx_mean,oracle`` / ``vert,oracle``) marked; for every
+  task and dataset where a model has a curve of at least two temperatures.
 
 SVGs are reproducible: a fixed ``svg.hashsalt``, no date, a fixed creator string. Each file
 records a hash of the data it was drawn from (``data-sha256:`` in its description), which the
@@ -30,9 +32,6 @@ from .families import is_percent
 PLOT_VERSION = 1  # bump when the drawing code changes what a plot shows
 MAX_PANELS = 6  # size plot: the first columns (family, then task order) with >= 2 sized rows
 FINGERPRINT = re.compile(r"data-sha256:([0-9a-f]{64})")
-_TEMP = re.compile(r"^(?P<name>[A-Za-z_]+)@(?P<t>[0-9]*\.?[0-9]+)$")
-_QUALITY = ("genppl", "ppl", "perplexity")
-_DIVERSITY = ("vert", "auto_bleu", "self_bleu")
 _RC = {
     "svg.hashsalt": "speechlm-eval-leaderboard",
     # Text stays text (the browser renders it): smaller files and no glyph outlines that
@@ -107,7 +106,7 @@ def _subgroup_plots(board: Leaderboard) -> list[Plot]:
     for s in board.scores:
         by_key.setdefault((s.entry, s.task, s.dataset), []).append(s)
     labels = {e.key: e.label for e in board.entries}
-    for col in board.columns:
+    for col in (c for c in board.columns if c.position == 0):
         series = []
         for e in board.entries:
             cell = board.cell(e, col)
@@ -146,45 +145,46 @@ def _subgroup_plots(board: Leaderboard) -> list[Plot]:
     return out
 
 
+def quality_diversity_series(board: Leaderboard) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """(task, dataset) -> one series per row (in row order) with its PPX-VERT curve points as
+    the results file records them (temperatures in the file's order) and its oracle point."""
+    rank = {e.key: i for i, e in enumerate(board.entries)}
+    labels = {e.key: e.label for e in board.entries}
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for c in sorted(board.curves, key=lambda c: (c.task, c.dataset, rank[c.entry])):
+        out.setdefault((c.task, c.dataset), []).append(
+            {
+                "label": labels[c.entry],
+                "temps": [p[0] for p in c.points],
+                "ppx": [p[1] for p in c.points],
+                "vert": [p[2] for p in c.points],
+                "oracle": list(c.oracle) if c.oracle is not None else None,  # [ppx, vert]
+            }
+        )
+    return out
+
+
 def _quality_diversity_plots(board: Leaderboard) -> list[Plot]:
     out = []
-    labels = {e.key: e.label for e in board.entries}
-    tasks: dict[tuple[str, str], dict[str, dict[str, dict[float, float]]]] = {}
-    for s in board.scores:
-        m = _TEMP.match(s.metric)
-        if not m or not s.entry.startswith(MEASURED):
-            continue
-        t = float(m.group("t"))
-        per = tasks.setdefault((s.task, s.dataset), {}).setdefault(s.entry, {})
-        per.setdefault(m.group("name"), {})[t] = s.value
-    for (task, ds), per_entry in sorted(tasks.items()):
-        series = []
-        for key, metrics in per_entry.items():
-            q = next((n for n in _QUALITY if n in metrics), None)
-            d = next((n for n in _DIVERSITY if n in metrics), None)
-            if not q or not d:
-                continue
-            temps = sorted(set(metrics[q]) & set(metrics[d]))
-            if len(temps) >= 2:
-                series.append(
-                    {
-                        "label": labels[key],
-                        "temps": temps,
-                        "x": [metrics[d][t] for t in temps],
-                        "y": [metrics[q][t] for t in temps],
-                        "xname": d,
-                        "yname": q,
-                    }
-                )
-        if series:
-            out.append(
-                Plot(
-                    f"plots/quality_diversity_{_safe(task)}_{_safe(ds)}.svg",
-                    f"{task}: quality vs diversity across sampling temperatures (GSLM-style).",
-                    {"title": task, "series": series},
-                    "quality_diversity",
-                )
+    cols = {(c.task, c.dataset): c for c in board.columns if c.position == 0}
+    for (task, ds), series in sorted(quality_diversity_series(board).items()):
+        if not any(len(s["temps"]) >= 2 for s in series):
+            continue  # single temperatures (genppl's T=0.8): a point each, no curve to compare
+        col = cols.get((task, ds))
+        label = col.label if col else task
+        ds_label = col.dataset_label if col else ds
+        out.append(
+            Plot(
+                f"plots/quality_diversity_{_safe(task)}_{_safe(ds)}.svg",
+                f"{label} on {ds_label} data: GSLM's quality-diversity plot, PPX (text-LM "
+                "perplexity of the transcripts, lower = more fluent) vs VERT (repetition, lower "
+                "= more diverse) over sampling temperatures, one line per model, from the "
+                "results files' curve points; star: the oracle (reference speech through the "
+                "same judges).",
+                {"title": f"{label} ({ds_label})", "series": series},
+                "quality_diversity",
             )
+        )
     return out
 
 
@@ -279,15 +279,33 @@ def _draw(Figure: Any, NullFormatter: Any, plot: Plot) -> Any:
         fig = Figure(figsize=(5.2, 3.8))
         fig.subplots_adjust(left=0.14, right=0.97, bottom=0.13, top=0.92)
         ax = fig.subplots()
+        oracle_labelled = False
         for i, s in enumerate(d["series"]):
-            ax.plot(s["x"], s["y"], marker="o", color=f"C{i % 10}", label=s["label"])
-            for x, y, t in zip(s["x"], s["y"], s["temps"], strict=True):
+            color = f"C{i % 10}"
+            # Points in temperature order, so the line runs from cold to hot sampling.
+            pts = sorted(zip(s["temps"], s["vert"], s["ppx"], strict=True))
+            ax.plot(
+                [p[1] for p in pts], [p[2] for p in pts], marker="o", color=color, label=s["label"]
+            )
+            for t, x, y in pts:
                 ax.annotate(
                     f"T={t:g}", (x, y), fontsize=6, xytext=(3, 2), textcoords="offset points"
                 )
-        first = d["series"][0]
-        ax.set_xlabel(f"{first['xname']} (diversity axis)")
-        ax.set_ylabel(f"{first['yname']} (quality axis)")
+            if s["oracle"] is not None:
+                ax.scatter(
+                    [s["oracle"][1]],
+                    [s["oracle"][0]],
+                    marker="*",
+                    s=90,
+                    color=color,
+                    edgecolors="black",
+                    linewidths=0.5,
+                    zorder=3,
+                    label=None if oracle_labelled else "oracle (reference speech)",
+                )
+                oracle_labelled = True
+        ax.set_xlabel("VERT (fraction; lower = less repetitive)")
+        ax.set_ylabel("PPX (lower = more fluent)")
         ax.set_title(d["title"], fontsize=9)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)

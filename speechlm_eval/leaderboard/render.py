@@ -16,20 +16,24 @@ from jinja2 import Environment, select_autoescape
 
 from .build import SHORT_FILTER, Cell, Column, Leaderboard
 from .data import MEASURED, REPORTED, Entry, Score, dataset_label, utc_date
-from .families import FAMILIES, is_percent
+from .families import FAMILIES, is_percent, percent_decimals
 
 LEGEND = (
     "Each cell is the task's headline metric, ± one standard error where the results file has "
     "it; ↑ higher is better, ↓ lower is better. Units: a metric marked (%) is in percent — "
     "accuracies and error rates (acc, ABX, WER, CER: a WER of 0.848 shows as 84.8; wer_delta "
-    "and cer_delta in percentage points); other metrics (GenPPL, Auto-BLEU) are in their own "
-    "units. "
+    "and cer_delta in percentage points) and the BLEU family (self-, auto-, continuation-BLEU: "
+    "an Auto-BLEU of 0.0346 shows as 3.46, as slamkit prints it); other metrics are in their "
+    "own units (GenPPL and PPX perplexities, VERT and the PPX-VERT area as fractions, MOS on "
+    "its 1-5 scale, F0 errors in log-F0). "
     "*reported* rows are numbers from the literature, copied with their source (see Sources), "
     "not measured here. Built-in data and the official benchmark are different datasets and "
     "never share a column. — not evaluated; *skipped* the run skipped the task (reason given). "
     "Tags: [sum] / [mean] the number used another scoring than the column's (total vs per-token "
-    "mean log-likelihood); [n.s.] the source does not state its scoring; [limit] a run with "
-    "--limit (not comparable). A table lists only the rows that have a number in it."
+    "mean log-likelihood); [n.s.] the source does not state its scoring; [t=1] a sampled "
+    "number at another temperature than the column's; [limit] a run with --limit (not "
+    "comparable). Generation and paralinguistic numbers depend on the judges (ASR, text LM, "
+    "...) named in the Notes. A table lists only the rows that have a number in it."
 )
 
 # The CSV keeps the results files' numbers unscaled, so a script reads them back exactly.
@@ -60,11 +64,11 @@ CSV_COLUMNS = [
 # --- number formatting ----------------------------------------------------------------------
 
 
-def fmt_number(x: float, percent: bool) -> str:
+def fmt_number(x: float, percent: bool, decimals: int = 1) -> str:
     if math.isnan(x):
         return "nan"
     if percent:
-        return f"{x * 100:.1f}"
+        return f"{x * 100:.{decimals}f}"
     a = abs(x)
     return f"{x:.1f}" if a >= 100 else f"{x:.2f}" if a >= 1 else f"{x:.3f}"
 
@@ -85,10 +89,10 @@ def cell_parts(cell: Cell, col: Column) -> tuple[str, str, str]:
     if cell.status != "value" or cell.score is None:
         return ("—", "", "")
     s = cell.score
-    pct = is_percent(s.metric)
-    se = f"± {fmt_number(s.stderr, pct)}" if s.stderr is not None else ""
+    pct, dec = is_percent(s.metric), percent_decimals(s.metric)
+    se = f"± {fmt_number(s.stderr, pct, dec)}" if s.stderr is not None else ""
     tags = " ".join(f"[{t}]" for t in cell.tags)
-    return (fmt_number(s.value, pct), se, tags)
+    return (fmt_number(s.value, pct, dec), se, tags)
 
 
 def header(col: Column) -> tuple[str, str, str]:
@@ -272,7 +276,7 @@ def csv_rows(board: Leaderboard) -> list[dict[str, Any]]:
     tags = {
         (cell.score.entry, cell.score.task, cell.score.dataset): " ".join(cell.tags)
         for cell in board.cells.values()
-        if cell.score is not None
+        if cell.score is not None and cell.score.primary  # not an extra column's copy
     }
     rows: list[dict[str, Any]] = []
     for s in board.scores:
@@ -360,7 +364,11 @@ def _html_table(
                 "metric": metric,
                 "hib": c.higher_is_better,
                 "title": f"{c.task} on {ds}: {c.metric}"
-                + (f", scoring {c.filter}" if c.filter else ""),
+                + (
+                    f", {'scoring' if c.family == 'likelihood' else 'filter'} {c.filter}"
+                    if c.filter
+                    else ""
+                ),
             }
         )
     rows = []
@@ -436,11 +444,13 @@ def html(board: Leaderboard, plots: list[tuple[str, str]]) -> str:
                         "dataset": dataset_label(s.dataset),
                         "metric": s.metric + (" (%)" if is_percent(s.metric) else ""),
                         "filter": s.filter,
-                        "value": fmt_number(s.value, is_percent(s.metric)),
+                        "value": fmt_number(
+                            s.value, is_percent(s.metric), percent_decimals(s.metric)
+                        ),
                         "sort": _sort_value(s.value),
                         "se": ""
                         if s.stderr is None
-                        else fmt_number(s.stderr, is_percent(s.metric)),
+                        else fmt_number(s.stderr, is_percent(s.metric), percent_decimals(s.metric)),
                         "se_sort": _sort_value(s.stderr),
                     }
                     for s in ss
