@@ -62,6 +62,11 @@ def test_identity_resynthesis_equals_the_judge_on_the_input(asr_root, tmp_path):
         "faster" in str(ident).lower()
         and len(res["datasets"]["resynth_wer"]["builtin"]["content_sha256"]) == 64
     )
+    # The same audio out as in: MOS equal (paired delta exactly 0), speaker similarity 1.
+    assert r["mos_ovrl_delta,none"] == 0.0 and r["mos_ovrl,none"] == r["mos_ovrl_original,none"]
+    assert r["speaker_similarity,none"] == pytest.approx(1.0, abs=1e-5)
+    assert res["scoring"]["resynth_wer"]["excluded"] == {"speaker_no_signal": 0}
+    assert set(res["judges"]["resynth_wer"]) == {"asr", "mos", "speaker"}
     # The second task reuses every transcript from the cache (same judge, same audio).
     assert (
         res["n-samples"]["resynth_cer"]["effective"] == res["n-samples"]["resynth_wer"]["effective"]
@@ -73,6 +78,12 @@ def test_a_model_that_destroys_speech_is_much_worse(asr_root, tmp_path):
     r = res["results"]["resynth_wer"]
     assert r["wer,none"] > r["wer_original,none"] + 0.5
     assert r["wer_delta,none"] == pytest.approx(r["wer,none"] - r["wer_original,none"])
+    # Noise in place of speech: lower MOS than the input (measured on the tiny build: OVRL
+    # 1.11 vs 3.00), and no voice at all for the speaker judge (resemblyzer's VAD trims the
+    # whole output): every utterance is excluded and counted, no similarity is made up.
+    assert r["mos_ovrl_delta,none"] < -1.0
+    assert res["scoring"]["resynth_wer"]["excluded"] == {"speaker_no_signal": 8}
+    assert "speaker_similarity,none" not in r
 
 
 def test_samples_refer_to_the_kept_output_audio(asr_root, tmp_path):
