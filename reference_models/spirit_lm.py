@@ -32,7 +32,7 @@ import torch
 from speechlm_eval.audio import Audio
 from speechlm_eval.errors import ConfigError, DataError
 from speechlm_eval.hashing import saved_model_identity, sha256_file
-from speechlm_eval.model import LoglikelihoodRequest, LoglikelihoodResult
+from speechlm_eval.model import ContinueRequest, LoglikelihoodRequest, LoglikelihoodResult
 from speechlm_eval.options import REQUIRED, Opt, Spec
 
 from .hf_unit_lm import (
@@ -148,12 +148,17 @@ class SpiritLM(UnitSpeechLM):
     - audio and text: ``<s> [Speech] units [Text] text`` -> the text tokens only, i.e.
       ``log p(text | speech)`` (the ``text_given_audio`` kind).
 
-    ``continue`` is not offered: audio out needs SPIRIT-LM's unit HiFi-GAN vocoder, which this
-    adapter does not load. :meth:`continue_units` samples speech-modality unit continuations
-    (units, not audio) for callers that bring their own vocoder.
+    ``continue`` serves text output only (``continue_modalities``: speech->text, text->text):
+    context ``<s> [Speech] units [Text]`` or ``<s> [Text] text`` (SPIRIT-LM's
+    ``_build_prompt``: the output-modality marker follows a prompt of the other modality),
+    then text tokens sampled until EOS or ``max_tokens`` (default 50, STSP's text budget),
+    every non-text token masked. Speech output needs SPIRIT-LM's unit HiFi-GAN vocoder, which
+    this adapter does not load: :meth:`continue_units` samples speech-modality unit
+    continuations (units, not audio) for callers that bring their own vocoder.
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({"loglikelihood", "encode"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"loglikelihood", "encode", "continue"})
+    continue_modalities: ClassVar[frozenset[str]] = frozenset({"speech->text", "text->text"})
     likelihood_of: ClassVar[frozenset[str]] = frozenset({"audio", "text", "text_given_audio"})
     label: ClassVar[str] = "spirit-lm"
 
@@ -337,6 +342,96 @@ class SpiritLM(UnitSpeechLM):
                     **{cache_kw: cache},
                 )
             out.append(np.asarray(units, dtype=np.int64))
+        return out
+
+    # --- text continuation (the continue capability) ---------------------------------------------
+
+    def _step_kwargs(self) -> str:
+        model = self.unit_lm.model
+        # transformers >= 5 names the key/value cache ``cache``; before, ``past_key_values``.
+        return (
+            "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        )
+
+    @torch.inference_mode()
+    def sample_text(
+        self,
+        context: list[int],
+        *,
+        max_tokens: int,
+        temperature: float,
+        top_k: int | None,
+        top_p: float | None,
+        generator: torch.Generator,
+    ) -> list[int]:
+        """Text tokens sampled after ``context`` (ids below ``[Text]`` only), until EOS."""
+        model, device = self.unit_lm.model, self.unit_lm.device
+        cache_kw = self._step_kwargs()
+        eos = self.text_tokenizer.eos_token_id
+        step = model(input_ids=torch.tensor([context], device=device), use_cache=True)
+        ids: list[int] = []
+        for _ in range(max_tokens):
+            logits = step.logits[0, -1, :TEXT].float().cpu()  # the text range; the rest masked
+            if temperature <= 0:
+                t = int(torch.argmax(logits))
+            else:
+                logits = logits / temperature
+                if top_k is not None and top_k < logits.numel():
+                    kth = torch.topk(logits, top_k).values[-1]
+                    logits = logits.masked_fill(logits < kth, float("-inf"))
+                probs = torch.softmax(logits, -1)
+                if top_p is not None and top_p < 1:
+                    sp, order = torch.sort(probs, descending=True)
+                    # keep the smallest prefix whose mass reaches top_p (the first always)
+                    drop = torch.cumsum(sp, 0) - sp >= top_p
+                    sp[drop] = 0
+                    probs = torch.zeros_like(probs).scatter(0, order, sp)
+                t = int(torch.multinomial(probs / probs.sum(), 1, generator=generator))
+            if eos is not None and t == int(eos):
+                break
+            ids.append(t)
+            cache = step["cache"] if "cache" in step else step["past_key_values"]
+            step = model(
+                input_ids=torch.tensor([[t]], device=device), use_cache=True, **{cache_kw: cache}
+            )
+        return ids
+
+    def continue_(self, requests: list[ContinueRequest]) -> list[list[str]]:
+        """Text continuations of speech or text prompts (see the class doc); sample ``i`` of
+        a request draws from a CPU generator seeded by :func:`sample_seed` (seed, i)."""
+        out = []
+        for r in requests:
+            where = r.key or "continue"
+            if r.output != "text":
+                raise ConfigError(f"{where}: spirit-lm (base adapter) has no speech output")
+            ctx = [int(self.unit_lm.bos)]  # type: ignore[arg-type]
+            if r.prompt is not None:
+                units = self.units(r.prompt)
+                if units.size == 0:
+                    raise DataError(f"{where}: the prompt audio gave no units")
+                ctx += [SPEECH, *(int(u) + HU_OFFSET for u in units), TEXT]
+            else:
+                ctx += [TEXT, *self.text_tokens(str(r.prompt_text), where)]
+            n_max = int(r.max_tokens or 50)
+            limit = self.unit_lm.max_tokens
+            if limit is not None and len(ctx) + n_max > int(limit):
+                raise DataError(
+                    f"{where}: {len(ctx)} prompt tokens + {n_max} new ones exceed the LM "
+                    f"context of {limit}"
+                )
+            texts = []
+            for i in range(int(r.num_samples)):
+                gen = torch.Generator().manual_seed(sample_seed(r.seed, i))
+                ids = self.sample_text(
+                    ctx,
+                    max_tokens=n_max,
+                    temperature=float(r.temperature),
+                    top_k=r.top_k,
+                    top_p=r.top_p,
+                    generator=gen,
+                )
+                texts.append(self.text_tokenizer.decode(ids, skip_special_tokens=True))
+            out.append(texts)
         return out
 
     def identity(self) -> dict[str, Any]:

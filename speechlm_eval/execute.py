@@ -369,19 +369,39 @@ def resynthesize_capability(model: SpeechLM, blobs: BlobStore) -> Capability:
 
 
 def continue_capability(model: SpeechLM, blobs: BlobStore) -> Capability:
-    """``continue``: ``num_samples`` sampled continuations per prompt, each kept as a blob.
+    """``continue``: ``num_samples`` sampled continuations per prompt, each kept as a blob
+    (speech output) or in the cache row (text output: ``{"texts": [...]}``).
 
     The request's seed is in its fingerprint, so a resumed run gets the very samples of the
-    killed one from the cache rather than new draws.
+    killed one from the cache rather than new draws. A request whose direction the model does
+    not declare in ``continue_modalities`` is refused before the model sees it.
     """
 
+    def call(requests: list[ContinueRequest]) -> list[Any]:
+        for req in requests:
+            if req.direction not in model.continue_modalities:
+                raise PluginError(
+                    f"continue({req.key!r}): the model does not serve {req.direction} "
+                    f"(its continue_modalities: {', '.join(sorted(model.continue_modalities))})"
+                )
+        return model.continue_(requests)
+
     def store(key: str, req: ContinueRequest, r: Any) -> dict[str, Any]:
+        kind = "str" if req.output == "text" else "speechlm_eval.Audio"
         if not isinstance(r, list) or len(r) != req.num_samples:
             n = len(r) if isinstance(r, list) else type(r).__name__
             raise PluginError(
                 f"continue({req.key!r}): model returned {n} continuations; "
-                f"expected a list of {req.num_samples} speechlm_eval.Audio"
+                f"expected a list of {req.num_samples} {kind}"
             )
+        if req.output == "text":
+            for i, t in enumerate(r):
+                if not isinstance(t, str):
+                    raise PluginError(
+                        f"continue({req.key!r}): continuation {i} is {type(t).__name__}; "
+                        "expected str (the request's output is text)"
+                    )
+            return {"texts": list(r)}
         rates = []
         for i, a in enumerate(r):
             if not isinstance(a, Audio):
@@ -392,7 +412,9 @@ def continue_capability(model: SpeechLM, blobs: BlobStore) -> Capability:
             rates.append(_keep_audio(blobs, f"{key}.{i}", a))
         return {"sample_rates": rates}
 
-    def load(key: str, v: dict[str, Any]) -> list[Audio] | None:
+    def load(key: str, v: dict[str, Any]) -> list[Audio] | list[str] | None:
+        if "texts" in v:
+            return list(v["texts"])
         out = []
         for i, rate in enumerate(v["sample_rates"]):
             a = _kept_audio(blobs, f"{key}.{i}", rate, f"continuation:{key[:12]}.{i}")
@@ -404,7 +426,7 @@ def continue_capability(model: SpeechLM, blobs: BlobStore) -> Capability:
     return Capability(
         "continue",
         lambda s, a: ContinueRequest(prompt=a, key=s),
-        model.continue_,
+        call,
         store,
         load,
     )

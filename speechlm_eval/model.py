@@ -25,6 +25,15 @@ CAPABILITIES: tuple[str, ...] = (
     "converse",
 )
 
+# The directions of the ``continue`` capability: prompt modality -> output modality. A model
+# declares those it serves in ``SpeechLM.continue_modalities``; the runner sends only those.
+CONTINUE_MODALITIES: tuple[str, ...] = (
+    "speech->speech",
+    "speech->text",
+    "text->speech",
+    "text->text",
+)
+
 
 # --- requests and results -------------------------------------------------------------------
 
@@ -92,10 +101,18 @@ class ResynthesizeRequest:
 
 @dataclass(frozen=True)
 class ContinueRequest:
-    """Sample ``num_samples`` continuations of ``prompt``; sample i uses a generator seeded from
-    (``seed``, i), so the same request gives the same audio (and the cache can hold it)."""
+    """Sample ``num_samples`` continuations of a prompt; sample i uses a generator seeded from
+    (``seed``, i), so the same request gives the same output (and the cache can hold it).
 
-    prompt: Audio
+    The prompt is ``prompt`` (audio) or ``prompt_text`` (text): exactly one is set. ``output``
+    is ``"speech"`` (the model answers a list of :class:`Audio`, at most ``max_seconds`` each)
+    or ``"text"`` (a list of ``str``, at most ``max_tokens`` of the model's own text tokens
+    each; ``None``: the model's default). Only the continuation is returned, never the prompt.
+    :attr:`direction` (``"speech->text"``, ...) must be one of the model's
+    ``continue_modalities``; the harness never sends another.
+    """
+
+    prompt: Audio | None = None
     num_samples: int = 1
     temperature: float = 1.0
     top_k: int | None = None
@@ -103,6 +120,23 @@ class ContinueRequest:
     max_seconds: float = 10.0
     seed: int = 0
     key: str = ""
+    prompt_text: str | None = None
+    output: str = "speech"
+    max_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        where = f"continue request {self.key!r}"
+        if (self.prompt is None) == (self.prompt_text is None):
+            raise ValueError(f"{where}: set exactly one of prompt (audio) and prompt_text")
+        if self.prompt_text is not None and not isinstance(self.prompt_text, str):
+            raise ValueError(f"{where}: prompt_text must be a str")
+        if self.output not in ("speech", "text"):
+            raise ValueError(f"{where}: output must be 'speech' or 'text', got {self.output!r}")
+
+    @property
+    def direction(self) -> str:
+        """``"<prompt modality>-><output modality>"``, one of :data:`CONTINUE_MODALITIES`."""
+        return f"{'speech' if self.prompt is not None else 'text'}->{self.output}"
 
     def budget(self, frame_rate: float, where: str) -> tuple[int, int, int]:
         """(num_samples, seed, frames to generate at ``frame_rate``) checked, for plugins: one
@@ -128,7 +162,7 @@ class ContinueRequest:
         return int(n), int(seed), frames
 
     def fingerprint(self) -> dict[str, Any]:
-        return {
+        fp: dict[str, Any] = {
             "prompt": _audio_id(self.prompt),
             "num_samples": int(self.num_samples),
             "temperature": float(self.temperature),
@@ -137,6 +171,15 @@ class ContinueRequest:
             "max_seconds": float(self.max_seconds),
             "seed": int(self.seed),
         }
+        # Added only when they differ from the defaults, so a speech->speech request keeps the
+        # cache key it had before text prompts and text outputs existed.
+        if self.prompt_text is not None:
+            fp["prompt_text"] = self.prompt_text
+        if self.output != "speech":
+            fp["output"] = self.output
+        if self.max_tokens is not None:
+            fp["max_tokens"] = int(self.max_tokens)
+        return fp
 
 
 @dataclass(frozen=True)
@@ -188,6 +231,10 @@ class SpeechLM:
     # sequence: sWUGGY, sBLIMP, StoryCloze, SALMon), ``text``, ``text_given_audio`` (a text
     # answer to audio, for multiple choice). The runner skips tasks that need another kind.
     likelihood_of: ClassVar[frozenset[str]] = frozenset({"audio"})
+    # The directions of ``continue`` this model serves (:data:`CONTINUE_MODALITIES`): the
+    # runner skips a continue task of another direction (``skipped (model lacks continue
+    # text->speech)``). Text outputs are lists of ``str``, speech outputs lists of Audio.
+    continue_modalities: ClassVar[frozenset[str]] = frozenset({"speech->speech"})
 
     def __init__(self, device: str | None = None, **kwargs: Any) -> None:
         self.device = device
@@ -215,8 +262,9 @@ class SpeechLM:
     def resynthesize(self, requests: list[ResynthesizeRequest]) -> list[Audio]:
         raise NotImplementedError
 
-    def continue_(self, requests: list[ContinueRequest]) -> list[list[Audio]]:
-        """The ``continue`` capability (``continue`` is a Python keyword)."""
+    def continue_(self, requests: list[ContinueRequest]) -> list[list[Audio]] | list[list[str]]:
+        """The ``continue`` capability (``continue`` is a Python keyword): per request, a list
+        of ``num_samples`` Audio (``output="speech"``) or ``str`` (``output="text"``)."""
         raise NotImplementedError
 
     def respond(self, requests: list[RespondRequest]) -> list[RespondResult]:

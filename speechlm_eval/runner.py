@@ -31,7 +31,7 @@ from .judges.roles import (
 )
 from .model import SpeechLM
 from .options import parse_pairs
-from .pipelines import TaskContext, pipeline_for
+from .pipelines import TaskContext, pipeline_for, skip_reason
 from .provenance import git_hash, package_versions
 from .results import (
     RunResult,
@@ -176,6 +176,9 @@ class Evaluation:
             cfg = self.index.tasks[name]
             if cfg.capability not in self.model.capabilities:
                 run.skipped[name] = f"skipped (model lacks {cfg.capability})"
+                continue
+            if (why := skip_reason(cfg, self.model)) is not None:  # e.g. a continue direction
+                run.skipped[name] = why
                 continue
             if cfg.capability == "loglikelihood" and "audio" not in self.model.likelihood_of:
                 # Today's likelihood tasks score speech sequences; a model that scores only

@@ -67,17 +67,20 @@ def test_judge_flag():
 def test_bindings_overrides_and_missing_roles():
     idx = load_index()
     wer = idx.tasks["resynth_wer"]
-    assert bindings_for(wer, ("asr",), {}) == {
-        "asr": JudgeBinding("faster-whisper", {"beam_size": 5})
+    bound = {
+        "asr": JudgeBinding("faster-whisper", {"beam_size": 5}),
+        "mos": JudgeBinding("dnsmos", {}),
+        "speaker": JudgeBinding("speaker", {}),
     }
+    assert bindings_for(wer, ("asr",), {}) == bound
     over = {"asr": JudgeBinding("openai-whisper", {"model": "/w/x.pt"})}
-    assert bindings_for(wer, ("asr",), over) == over
+    assert bindings_for(wer, ("asr",), over) == {**bound, **over}
     # a scorer needing a role the task does not bind: an error naming the task file
     with pytest.raises(ConfigError, match=r"resynth_wer.yaml: scorer 'wer' needs judge role"):
-        bindings_for(wer, ("asr", "speaker"), {})
+        bindings_for(wer, ("asr", "pitch"), {})
     # --judge for a role no selected task plays
-    with pytest.raises(ConfigError, match=r"--judge speaker=\.\.\.: no selected task has"):
-        check_overrides({"speaker": JudgeBinding("x")}, [wer, idx.tasks["swuggy"]])
+    with pytest.raises(ConfigError, match=r"--judge pitch=\.\.\.: no selected task has"):
+        check_overrides({"pitch": JudgeBinding("x")}, [wer, idx.tasks["swuggy"]])
     check_overrides(over, [wer])
 
 

@@ -185,7 +185,8 @@ def test_identity(model: SpiritLM, files: dict[str, Path]) -> None:
         assert len(ident["lm"][key]) == 64
     assert len(ident["code_sha256"]) == 64
     assert "device" not in ident
-    assert model.capabilities == frozenset({"loglikelihood", "encode"})
+    assert model.capabilities == frozenset({"loglikelihood", "encode", "continue"})
+    assert model.continue_modalities == frozenset({"speech->text", "text->text"})
 
 
 def test_one_line_errors(model: SpiritLM, files: dict[str, Path]) -> None:

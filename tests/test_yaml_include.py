@@ -128,7 +128,9 @@ def test_resynthesis_tasks_bind_the_judge_they_named_before_roles(name):
     new = load_index().tasks[name].as_dict()
     options = dict(old["scoring"]["options"])
     judge, judge_args = options.pop("judge"), options.pop("judge_args")
-    assert new["judges"] == {"asr": {"judge": judge, "options": judge_args}}
+    # the asr role is the judge the task named before roles; mos and speaker came later
+    assert new["judges"]["asr"] == {"judge": judge, "options": judge_args}
+    assert set(new["judges"]) == {"asr", "mos", "speaker"}
     assert new["scoring"]["options"] == options
     assert {k: v for k, v in new.items() if k not in ("judges", "scoring")} == {
         k: v for k, v in old.items() if k != "scoring"
@@ -153,7 +155,13 @@ def test_shipped_tasks_without_results_match_their_pre_template_text(name, tmp_p
 def test_shipped_templates_are_used_and_not_tasks():
     task_dir = ROOT / "tasks"
     templates = sorted(p.name for p in task_dir.glob("*.yaml") if is_template(p))
-    assert templates == ["_abx.yaml", "_continuation.yaml", "_resynth.yaml", "_salmon.yaml"]
+    assert templates == [
+        "_abx.yaml",
+        "_continuation.yaml",
+        "_resynth.yaml",
+        "_salmon.yaml",
+        "_stsp.yaml",
+    ]
     idx = load_index()
     assert len(idx.expand("salmon")) == 8 and idx.expand("abx") == ["abx_within", "abx_across"]
     texts = [Path(c.source_file).read_text() for c in idx.tasks.values()]

@@ -180,6 +180,10 @@ class Cascade(SpeechLM):
     capabilities: ClassVar[frozenset[str]] = frozenset(
         {"loglikelihood", "continue", "respond", "converse"}
     )
+    # Speech in is transcribed, text out is the text LM's continuation, speech out is it spoken.
+    continue_modalities: ClassVar[frozenset[str]] = frozenset(
+        {"speech->speech", "speech->text", "text->speech", "text->text"}
+    )
     sample_rate = SAMPLE_RATE
 
     def __init__(self, **kwargs: Any) -> None:
@@ -221,7 +225,8 @@ class Cascade(SpeechLM):
                     "chat_template": self.use_chat,
                 },
                 "continue": "per request (temperature, top_k, top_p, seed); "
-                f"max_gen_toks = ceil(max_seconds * {CHARS_PER_SECOND})",
+                f"speech out: max_gen_toks = ceil(max_seconds * {CHARS_PER_SECOND}); "
+                "text out: max_gen_toks = max_tokens (default 128)",
                 "stop": ["\n", "end of text"],
             },
             "converse_policy": self.policy.as_dict(),
@@ -295,18 +300,29 @@ class Cascade(SpeechLM):
             for lp, n in textlm.rolling_logprobs(self.lm, texts, keys)
         ]
 
-    def continue_(self, requests: list[ContinueRequest]) -> list[list[Audio]]:
-        """Transcribe the prompt, sample continuations of the transcript, speak them.
+    def continue_(self, requests: list[ContinueRequest]) -> list[list[Audio]] | list[list[str]]:
+        """Transcribe a speech prompt (a text prompt is used as is), sample continuations of
+        the text, and speak them (speech output) or return them (text output).
 
         Sample j of a request is the j-th draw after seeding with the request's ``seed``
         (so the first samples agree whatever ``num_samples`` is). Only the continuation is
-        spoken; audio longer than ``max_seconds`` is cut there.
+        returned; speech longer than ``max_seconds`` is cut there. Text output has at most
+        ``max_tokens`` of the text LM's tokens (``max_gen_toks`` when unset).
         """
-        texts = self.transcribe([r.prompt for r in requests])
-        out = []
+        audio_idx = [i for i, r in enumerate(requests) if r.prompt is not None]
+        heard = self.transcribe([requests[i].prompt for i in audio_idx])
+        texts = [r.prompt_text or "" for r in requests]
+        for i, t in zip(audio_idx, heard, strict=True):
+            texts[i] = t
+        out: list[Any] = []
         for r, prompt in zip(requests, texts, strict=True):
             if r.num_samples < 1 or r.max_seconds <= 0:
                 raise ValueError(f"{r.key}: num_samples >= 1 and max_seconds > 0 are required")
+            if r.output == "text":
+                n_toks = int(r.max_tokens or self.max_gen_toks)
+                kw = textlm.gen_kwargs(n_toks, r.temperature, r.top_k, r.top_p)
+                out.append(self._continuations(prompt, kw, r.seed, r.num_samples))
+                continue
             n_toks = max(1, math.ceil(r.max_seconds * CHARS_PER_SECOND))
             kw = textlm.gen_kwargs(n_toks, r.temperature, r.top_k, r.top_p)
             samples = self._continuations(prompt, kw, r.seed, r.num_samples)

@@ -8,22 +8,54 @@ entry in :data:`PIPELINES`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+from .. import registry
+from ..config import TaskConfig
 from ..errors import ConfigError
+from ..model import SpeechLM
 from .base import TaskContext, TaskOutcome
 from .continuation import run_continue
 from .encode import run_encode
 from .likelihood import run_likelihood
 from .resynthesize import run_resynthesize
+from .stsp import continue_direction, run_stsp
 
 Pipeline = Callable[[TaskContext], TaskOutcome]
+
+# Several pipelines serve ``continue``: the task's scorer says which by what it scores
+# (its ``inputs``); any other value goes to run_continue, whose scorer check names the problem.
+CONTINUE_PIPELINES: dict[str, Pipeline] = {
+    "continuations": run_continue,
+    "sentiment_outputs": run_stsp,
+}
+
+
+def run_continue_task(ctx: TaskContext) -> TaskOutcome:
+    """The ``continue`` pipeline for the task's scorer (see :data:`CONTINUE_PIPELINES`)."""
+    inputs = getattr(registry.get("scorers", ctx.cfg.scoring.scorer), "inputs", None)
+    return CONTINUE_PIPELINES.get(inputs, run_continue)(ctx)
+
 
 PIPELINES: dict[str, Pipeline] = {
     "loglikelihood": run_likelihood,
     "encode": run_encode,
     "resynthesize": run_resynthesize,
-    "continue": run_continue,
+    "continue": run_continue_task,
 }
+
+
+def skip_reason(cfg: TaskConfig, model: SpeechLM) -> str | None:
+    """Why ``model`` cannot serve the task ``cfg`` beyond its capabilities, or None: a continue
+    task whose direction (``generation.direction``, default speech->speech) the model does not
+    declare in ``continue_modalities``."""
+    if cfg.capability != "continue":
+        return None
+    direction = continue_direction(cfg)
+    have: Any = getattr(model, "continue_modalities", frozenset({"speech->speech"}))
+    if direction not in have:
+        return f"skipped (model lacks continue {direction})"
+    return None
 
 
 def pipeline_for(capability: str, task: str) -> Pipeline:
@@ -37,4 +69,4 @@ def pipeline_for(capability: str, task: str) -> Pipeline:
         ) from None
 
 
-__all__ = ["PIPELINES", "TaskContext", "TaskOutcome", "pipeline_for"]
+__all__ = ["PIPELINES", "TaskContext", "TaskOutcome", "pipeline_for", "skip_reason"]

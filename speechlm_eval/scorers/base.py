@@ -56,6 +56,7 @@ __all__ = [
     "Metric",
     "SampleScore",
     "ScoreReport",
+    "SentimentScorer",
     "TranscriptScorer",
     "choice_score",
     "item_scores",
@@ -143,6 +144,26 @@ class ContinuationScorer(Protocol):
 
 
 @runtime_checkable
+class SentimentScorer(Protocol):
+    """Judged labels of model outputs against each prompt's label (``continue`` pipeline of
+    STSP, :mod:`speechlm_eval.pipelines.stsp`): one SampleScore per output; ``prediction``
+    is the judge's label, None for an empty output (counted wrong, and reported)."""
+
+    name: str
+    inputs: str  # "sentiment_outputs"
+
+    def score_sample(
+        self,
+        doc_id: str,
+        label: str,
+        prediction: str | None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> SampleScore: ...
+
+    def aggregate(self, samples: Sequence[SampleScore]) -> ScoreReport: ...
+
+
+@runtime_checkable
 class DatasetScorer(Protocol):
     """Aggregate-only scorers (``encode`` pipeline: ABX): the whole dataset's outputs at once."""
 
@@ -170,6 +191,10 @@ _INPUTS: dict[type, tuple[str, str]] = {
     ContinuationScorer: (
         "continuations",
         "sampled continuations (score_continuations(prompts, judged, references, ...))",
+    ),
+    SentimentScorer: (
+        "sentiment_outputs",
+        "judged labels of outputs (score_sample(doc_id, label, prediction), aggregate)",
     ),
 }
 
