@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -101,3 +103,31 @@ def wav_files(root: Path, stems: list[str], gold: Path) -> dict[str, Path]:
                 raise DataError(f"{gold}: lists {s!r} but {e}") from None
         files[s] = p
     return files
+
+
+def read_jsonl(path: Path, what: str = "manifest") -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) of each non-blank line of a JSON-lines file; a DataError naming
+    the file and line for a missing file, a folder, non-UTF-8 bytes, invalid JSON or a line
+    that is not an object. An empty file is an empty list (callers say whether it may be)."""
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, expected a {what} file")
+    if not path.is_file():
+        raise DataError(f"{path}: {what} not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(
+            f"{path}: not UTF-8 text (byte {e.start}: {e.reason}); expected JSON lines"
+        ) from None
+    rows: list[tuple[int, dict[str, Any]]] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}: line {n}: invalid JSON ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}: line {n}: expected a JSON object")
+        rows.append((n, row))
+    return rows

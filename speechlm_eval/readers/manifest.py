@@ -8,7 +8,6 @@ leave the folder that holds the manifest.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from ..errors import DataError
 from ..hashing import sha256_file
 from ..options import Opt
 from ._options import non_empty, read_options, reader_spec
-from ._table import read_table
+from ._table import read_jsonl, read_table
 
 OPTIONS = reader_spec(
     {"file": Opt(str, "manifest.jsonl", check=non_empty, expect="a file name", doc="JSONL or CSV")}
@@ -25,27 +24,9 @@ OPTIONS = reader_spec(
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
-    if path.is_dir():
-        raise DataError(f"{path}: is a directory, expected a manifest file")
-    if not path.is_file():
-        raise DataError(f"{path}: manifest not found")
     if path.suffix == ".jsonl":
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as e:
-            raise DataError(
-                f"{path}: not UTF-8 text (byte {e.start}: {e.reason}); expected JSON lines"
-            ) from None
         rows = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}: line {n}: invalid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}: line {n}: expected a JSON object")
+        for n, row in read_jsonl(path):
             row["_line"] = n
             rows.append(row)
         return rows

@@ -21,7 +21,6 @@ DataError naming file, line and field: a prompt is never dropped silently.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from ..errors import DataError
 from ..hashing import sha256_file
 from ..options import Opt
 from ._options import non_empty, read_options, reader_spec
+from ._table import read_jsonl as read_table_jsonl
 
 LABELS = ("positive", "negative", "neutral")
 # SPIRIT-LM spiritlm/eval/stsp/utils.py: a manifest's emotion -> its sentiment label.
@@ -101,23 +101,7 @@ class STSPDataset:
 
 def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """(line number, object) of each non-blank line; DataError naming file and line."""
-    if not path.is_file():
-        raise DataError(f"{path}: STSP manifest not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text (byte {e.start}); expected JSON lines") from None
-    rows = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}: line {n}: invalid JSON ({e.msg})") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path}: line {n}: expected a JSON object")
-        rows.append((n, row))
+    rows = read_table_jsonl(path, "STSP manifest")
     if not rows:
         raise DataError(f"{path}: the manifest has no rows")
     return rows

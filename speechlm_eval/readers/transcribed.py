@@ -14,7 +14,6 @@ a sample is never dropped silently.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from ..errors import DataError
 from ..hashing import digest, sha256_file
 from ..options import Opt
 from ._options import names, non_empty, read_options, reader_spec
+from ._table import read_jsonl
 
 AUDIO_EXTS = (".flac", ".wav")
 
@@ -174,21 +174,10 @@ def read_librispeech(root: Path, options: dict[str, Any]) -> TranscribedDataset:
 
 
 def _manifest_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    if path.suffix == ".jsonl":
+        return [(f"{path}: line {n}", row) for n, row in read_jsonl(path)]
     if not path.is_file():
         raise DataError(f"{path}: manifest not found")
-    rows: list[tuple[str, dict[str, Any]]] = []
-    if path.suffix == ".jsonl":
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}: line {n}: invalid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}: line {n}: expected a JSON object")
-            rows.append((f"{path}: line {n}", row))
-        return rows
     if path.suffix == ".csv":
         try:
             df = pd.read_csv(path, dtype=str, keep_default_na=False)
