@@ -302,3 +302,25 @@ def test_mos_and_speaker_roles_score_the_continuation_alone(tmp_path):
     for prompt, cont in spk.pairs:
         assert prompt.duration == pytest.approx(3.0)
         assert cont.duration in (pytest.approx(3.5), pytest.approx(5.0))
+
+
+def test_repeat_prompt_baseline_is_judged_beside_the_model(tmp_path):
+    asr = LengthASR()
+    model = Tones()
+    cfg = task(baselines=["repeat_prompt"])
+    out = run_continue(context(tmp_path, cfg, model, {"asr": asr, "text_lm": CharLM()}))
+    assert model.calls == 4  # the baseline asks nothing of the model
+    rows = [r for r in out.samples if r["filter"] == "repeat_prompt"]
+    assert len(rows) == 2 and all(r["temperature"] is None for r in rows)
+    assert "ppx_mean,repeat_prompt" in out.entry and "vert,repeat_prompt" in out.entry
+    # the judged audio: the prompt, then the prompt again and again, cut to the reference
+    heard = asr.heard[8:10]  # after the 8 model continuations, before the 2 references
+    for a in heard:
+        assert a.duration == pytest.approx(6.5, abs=1 / SR) or a.duration == pytest.approx(8.0)
+        p = a.samples[: 3 * SR]
+        np.testing.assert_array_equal(a.samples[3 * SR : 6 * SR], p)
+    # the curve uses the sampled temperatures only
+    pts = out.scoring["tradeoff"]["points"]
+    assert [p["temperature"] for p in pts] == [0.5, 1.0]
+    with pytest.raises(ConfigError, match="baselines"):
+        run_continue(context(tmp_path, task(baselines=["silence"]), Tones(), {"asr": asr}))

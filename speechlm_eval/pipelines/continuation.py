@@ -63,6 +63,25 @@ def _max_seconds(v: Any) -> str | float:
     return float(v)
 
 
+# Trivial reference continuations, judged and scored like the model's, under their own filter.
+# repeat_prompt: the prompt's own audio again, tiled to the continuation's budget (what
+# "repeat what you heard" scores: lexically perfect, maximally repetitive).
+BASELINES = ("repeat_prompt",)
+
+
+def _baselines(v: Any) -> list[str]:
+    if not isinstance(v, list) or any(b not in BASELINES for b in v) or len(set(v)) != len(v):
+        raise ValueError("")
+    return list(v)
+
+
+def repeat_prompt(prompt: Audio, seconds: float) -> Audio:
+    """The prompt tiled to ``seconds`` (the ``repeat_prompt`` baseline's continuation)."""
+    n = max(1, round(seconds * prompt.sample_rate))
+    x = np.resize(prompt.samples, n).astype(np.float32)  # numpy tiles when growing
+    return Audio(x, prompt.sample_rate, f"repeat_prompt of {prompt.source}")
+
+
 GENERATION = Spec(
     {
         "prompt_seconds": Opt(float, 3.0, gt=0, doc="prompt = the first seconds of an utterance"),
@@ -82,6 +101,13 @@ GENERATION = Spec(
         ),
         "with_prompt": Opt(bool, True, doc="judge the original prompt + the continuation"),
         "cut_to_reference": Opt(bool, True, doc="cut the judged audio to the reference length"),
+        "baselines": Opt(
+            list,
+            [],
+            check=_baselines,
+            expect=f"a list of {', '.join(BASELINES)}",
+            doc="trivial reference continuations scored beside the model (no model involved)",
+        ),
     },
     noun="key",
     strict=True,
@@ -202,6 +228,11 @@ def run_continue(ctx: TaskContext) -> TaskOutcome:
         p = by_id[doc]
         for j, c in enumerate(conts):
             judged.append(Judged(doc, t, j, c, _judged_audio(p, c, prompt_audio[doc], opts)))
+    for name in opts["baselines"]:  # only repeat_prompt exists (checked by the Spec)
+        for p in prompts:
+            c = repeat_prompt(prompt_audio[p.doc_id], budget(p))
+            a = _judged_audio(p, c, prompt_audio[p.doc_id], opts)
+            judged.append(Judged(p.doc_id, None, 0, c, a, baseline=name))
     references = {p.doc_id: _reference_audio(p, opts) for p in prompts}
     report = scorer.score_continuations(
         prompts,

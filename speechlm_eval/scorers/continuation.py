@@ -19,7 +19,9 @@ anchors and pitfalls: :mod:`speechlm_eval.generation_metrics`). Per temperature 
   (the ``speaker`` judge: cosine of the prompt's and the continuation's embeddings), when
   the task binds those roles.
 
-Filter ``oracle``: the same text metrics on the reference utterances (same judges). Filter
+Filter ``oracle``: the same text metrics on the reference utterances (same judges); a
+trivial reference continuation the task asks for (``generation.baselines``) under its own
+name (``repeat_prompt``: the prompt's audio again, no model). Filter
 ``none``, with two or more temperatures: the PPX-VERT trade-off curve's area
 (``auc_ppx_vert``) and the oracle anchors ``ppx_at_oracle_vert`` / ``vert_at_oracle_ppx``
 (a re-derivation: the official code has none; see :mod:`speechlm_eval.generation_metrics`).
@@ -64,13 +66,38 @@ class Prompt:
 
 @dataclass(frozen=True)
 class Judged:
-    """One sampled continuation: as the model returned it, and as the judges hear it."""
+    """One sampled continuation: as the model returned it, and as the judges hear it.
+    ``temperature`` is None for a trivial reference continuation (``baseline`` names it)."""
 
     doc_id: str
-    temperature: float
+    temperature: float | None
     sample: int
     continuation: Audio
     audio: Audio  # [prompt +] continuation, cut as the task says
+    baseline: str | None = None
+
+    @property
+    def filter(self) -> str:
+        """The results filter its metrics go under: ``t=<T>``, or the baseline's name."""
+        return self.baseline if self.baseline is not None else temperature_filter(self.temperature)
+
+
+def temperature_filter(t: float | None) -> str:
+    return f"t={t:g}"
+
+
+def rows_by_filter(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Rows grouped by their ``filter``: sampled temperatures in increasing order, then the
+    baselines by name."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups[r.get("filter") or temperature_filter(r["temperature"])].append(r)
+
+    def key(f: str) -> tuple[int, float, str]:
+        t = groups[f][0]["temperature"]
+        return (0, t, "") if t is not None else (1, 0.0, f)
+
+    return {f: groups[f] for f in sorted(groups, key=key)}
 
 
 @dataclass
@@ -115,10 +142,6 @@ def _window(v: Any) -> list[float]:
     return [float(v[0]), float(v[1])]
 
 
-def _filter(t: float) -> str:
-    return f"t={t:g}"
-
-
 class GenerationScorer:
     """The ``continuation`` scorer (see the module docstring)."""
 
@@ -151,6 +174,7 @@ class GenerationScorer:
             {
                 "doc_id": j.doc_id,
                 "temperature": j.temperature,
+                "filter": j.filter,
                 "sample": j.sample,
                 **self._text_fields(h),
             }
@@ -191,14 +215,12 @@ class GenerationScorer:
         """Metrics from the rows alone (transcripts and judge values): also usable on a
         samples file's rows."""
         truth = {p.doc_id: gm.gslm_words(self.normalizer(p.text)) for p in prompts}
-        by_t: dict[float, list[dict[str, Any]]] = defaultdict(list)
-        for r in rows:
-            by_t[r["temperature"]].append(r)
         by_filter: dict[str, ScoreReport] = {}
         excluded: dict[str, int] = {}
         no_signal: dict[str, int] = {}
         points: list[gm.TradeoffPoint] = []
-        for t, rs in sorted(by_t.items()):
+        for filt, rs in rows_by_filter(rows).items():
+            t = rs[0]["temperature"]
             metrics = _text_metrics(rs)
             conts: dict[str, list[list[str]]] = defaultdict(list)
             for r in rs:
@@ -214,14 +236,14 @@ class GenerationScorer:
             if any("speaker_similarity" in r for r in rs):
                 # NaN: the judge found no signal in the prompt or the continuation (counted).
                 ok = [r for r in rs if math.isfinite(r["speaker_similarity"])]
-                no_signal[_filter(t)] = len(rs) - len(ok)
+                no_signal[filt] = len(rs) - len(ok)
                 if ok:
                     metrics["speaker_similarity"] = cluster_mean(
                         [r["speaker_similarity"] for r in ok], [r["doc_id"] for r in ok]
                     )
-            by_filter[_filter(t)] = ScoreReport(metrics)
-            excluded[_filter(t)] = sum(bool(r["empty"]) for r in rs)
-            if "ppx_mean" in metrics and "vert" in metrics:
+            by_filter[filt] = ScoreReport(metrics)
+            excluded[filt] = sum(bool(r["empty"]) for r in rs)
+            if t is not None and "ppx_mean" in metrics and "vert" in metrics:
                 points.append(gm.TradeoffPoint(t, metrics["ppx_mean"].value, metrics["vert"].value))
         oracle = _text_metrics(oracle_rows)
         by_filter["oracle"] = ScoreReport(oracle)

@@ -36,7 +36,7 @@ from ..audio import Audio
 from ..errors import DataError
 from ..metrics import Metric, ScoreReport
 from ..options import Opt, Spec
-from .continuation import ContinuationReport, Judged, Prompt
+from .continuation import ContinuationReport, Judged, Prompt, rows_by_filter
 
 if TYPE_CHECKING:
     from ..cache import ResultCache
@@ -82,7 +82,13 @@ class ProsodyScorer:
         prompt_f0 = dict(zip(ids, tracks[:n], strict=True))
         truth_f0 = dict(zip(ids, tracks[n : 2 * n], strict=True))
         rows = [
-            {"doc_id": j.doc_id, "temperature": j.temperature, "sample": j.sample, "f0": f0}
+            {
+                "doc_id": j.doc_id,
+                "temperature": j.temperature,
+                "filter": j.filter,
+                "sample": j.sample,
+                "f0": f0,
+            }
             for j, f0 in zip(judged, tracks[2 * n :], strict=True)
         ]
         return self.aggregate(prompts, rows, prompt_f0, truth_f0)
@@ -115,12 +121,9 @@ class ProsodyScorer:
         for r in rows:
             r["f0_mean_norm"] = pm.audio_f0_utterance_mean(r["f0"], mean_of[r["doc_id"]])
             r["voiced_frames"] = int(np.count_nonzero(r["f0"]))
-        by_t: dict[float, list[dict[str, Any]]] = defaultdict(list)
-        for r in rows:
-            by_t[r["temperature"]].append(r)
         by_filter: dict[str, ScoreReport] = {}
         excluded: dict[str, Any] = {}
-        for t, rs in sorted(by_t.items()):
+        for filt, rs in rows_by_filter(rows).items():
             gens = [[r["f0_mean_norm"] for r in rs if r["doc_id"] == d] for d in ids]
             mae = pm.audio_f0_min_mae(gens, t_mean)
             corr = pm.audio_f0_correlation(p_mean, gens)
@@ -132,8 +135,8 @@ class ProsodyScorer:
                 m["f0_corr_audio"] = Metric(float(corr["r"]), None, corr["n_pairs"], True)
             if std["std"] is not None:
                 m["f0_std_audio"] = Metric(std["std"], None, std["n_frames"], True)
-            by_filter[f"t={t:g}"] = ScoreReport(m)
-            excluded[f"t={t:g}"] = {
+            by_filter[filt] = ScoreReport(m)
+            excluded[filt] = {
                 "min_mae": {k: mae[k] for k in ("excluded_prompts", "excluded_samples")},
                 "corr": {k: corr[k] for k in ("excluded_prompts", "excluded_samples")},
                 "unvoiced_continuations": std["excluded_utterances"],
