@@ -249,10 +249,9 @@ class GenerationScorer:
         by_filter["oracle"] = ScoreReport(oracle)
         excluded["oracle"] = sum(bool(r["empty"]) for r in oracle_rows)
         curve = _curve(points, oracle, self.options["auc_window"])
-        if curve["metrics"]:
-            by_filter["none"] = ScoreReport(curve.pop("metrics"))
-        else:
-            curve.pop("metrics")
+        curve_metrics = curve.pop("metrics")
+        if curve_metrics:
+            by_filter["none"] = ScoreReport(curve_metrics)
         info = {
             "primary": self.options["primary"],
             "scorer": self.name,

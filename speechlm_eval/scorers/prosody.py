@@ -124,7 +124,10 @@ class ProsodyScorer:
         by_filter: dict[str, ScoreReport] = {}
         excluded: dict[str, Any] = {}
         for filt, rs in rows_by_filter(rows).items():
-            gens = [[r["f0_mean_norm"] for r in rs if r["doc_id"] == d] for d in ids]
+            by_doc: dict[str, list[float | None]] = defaultdict(list)
+            for r in rs:  # one pass, not one scan of the rows per prompt
+                by_doc[r["doc_id"]].append(r["f0_mean_norm"])
+            gens = [by_doc.get(d, []) for d in ids]
             mae = pm.audio_f0_min_mae(gens, t_mean)
             corr = pm.audio_f0_correlation(p_mean, gens)
             std = pm.audio_f0_pooled_std([r["f0"] for r in rs], [mean_of[r["doc_id"]] for r in rs])
