@@ -15,7 +15,9 @@ decodes) and answers 400 otherwise, so the tests prove the adapter sent well-for
 Backends: ``echo`` answers with a function of the input (``heard 1.25 s at 16000 Hz; text:
 …; system: …``, and for audio answers a tone whose length follows the text): fast and exact.
 ``cascade`` answers with the ``cascade`` reference model (``load_model("cascade", {})``:
-ASR -> n-gram text LM -> Piper TTS, offline), one request at a time.
+ASR -> n-gram text LM -> Piper TTS, offline), one request at a time. ``script`` answers with
+``script(text)``, a function of the user's text (fault tokens removed) that the test gives
+(``OpenAIServer("script", script=...)``): scripted answers for text judges.
 
 Faults are chosen per request by tokens in its text, ``[fault:SPEC]``, where SPEC is one of
 (``xN``: only the first N attempts of that request text; without it, every attempt):
@@ -45,6 +47,7 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -71,8 +74,12 @@ class OpenAIServer:
         served: str = "test-audio-model",
         api_key: str | None = None,
         latency: float = 0.0,
+        script: Callable[[str], str] | None = None,
     ) -> None:
+        if (backend == "script") != (script is not None):
+            raise ValueError("backend 'script' takes script=..., and only it does")
         self.backend, self.served, self.api_key, self.latency = backend, served, api_key, latency
+        self.script = script
         self.lock = threading.Lock()
         self.in_flight = 0
         self.max_in_flight = 0
@@ -307,6 +314,9 @@ class OpenAIServer:
         self, inp: dict[str, Any], want_audio: bool
     ) -> tuple[str, tuple[np.ndarray, int] | None]:
         text = FAULT.sub("", inp["text"]).strip()
+        if self.backend == "script":
+            assert self.script is not None
+            return self.script(text), None
         if self.backend == "cascade":
             return await asyncio.get_running_loop().run_in_executor(
                 None, self._cascade_answer, text, inp["audios"]
