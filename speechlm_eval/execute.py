@@ -22,6 +22,7 @@ from .model import (
     EncodeResult,
     LoglikelihoodRequest,
     LoglikelihoodResult,
+    ProsodyStreams,
     RespondRequest,
     RespondResult,
     ResynthesizeRequest,
@@ -429,6 +430,114 @@ def continue_capability(model: SpeechLM, blobs: BlobStore) -> Capability:
         call,
         store,
         load,
+    )
+
+
+def _keep_streams(blobs: BlobStore, key: str, s: ProsodyStreams) -> dict[str, Any]:
+    """Put one :class:`ProsodyStreams`' arrays in the blob store under ``key`` (a (3, n) float64
+    array: units, durations, F0; exact for integers below 2**53); the rest goes in the row."""
+    blobs.put(key, np.stack([s.units, s.durations, s.f0]).astype(np.float64))
+    return s.meta()
+
+
+def _kept_streams(blobs: BlobStore, key: str, meta: dict[str, Any]) -> ProsodyStreams | None:
+    x = blobs.get(key)
+    if x is None:
+        return None
+    edges = meta.get("f0_bin_edges")
+    return ProsodyStreams(
+        units=x[0],
+        durations=x[1],
+        f0=x[2],
+        unit_frame_rate=float(meta["unit_frame_rate"]),
+        f0_kind=meta["f0_kind"],
+        f0_bin_edges=None if edges is None else tuple(edges),
+        f0_source=meta["f0_source"],
+    )
+
+
+def _check_streams(s: Any, where: str) -> ProsodyStreams:
+    if not isinstance(s, ProsodyStreams):
+        raise PluginError(
+            f"{where} is {type(s).__name__}; expected speechlm_eval.model.ProsodyStreams"
+        )
+    return s
+
+
+def _needs_extra(model: SpeechLM, extra: str, method: str) -> None:
+    if extra not in getattr(model, "continue_extras", frozenset()):
+        raise PluginError(f"{method}: the model does not declare {extra!r} in its continue_extras")
+
+
+def continue_prosody_capability(model: SpeechLM, blobs: BlobStore) -> Capability:
+    """``continue_prosody`` (the ``prosody_streams`` extra of ``continue``): the prosody
+    streams of the ``num_samples`` continuations of each prompt, each kept as a blob.
+
+    Cached under its own method name, so its rows never mix with ``continue``'s; the request is
+    a :class:`ContinueRequest` as ``continue`` gets it, so equal requests describe the same
+    samples (the model's contract). Speech->speech only.
+    """
+
+    def call(requests: list[ContinueRequest]) -> list[Any]:
+        _needs_extra(model, "prosody_streams", "continue_prosody")
+        for req in requests:
+            if req.direction != "speech->speech":
+                raise PluginError(
+                    f"continue_prosody({req.key!r}): prosody streams are defined for "
+                    f"speech->speech continuations, got {req.direction}"
+                )
+        return model.continue_prosody(requests)
+
+    def store(key: str, req: ContinueRequest, r: Any) -> dict[str, Any]:
+        if not isinstance(r, list) or len(r) != req.num_samples:
+            n = len(r) if isinstance(r, list) else type(r).__name__
+            raise PluginError(
+                f"continue_prosody({req.key!r}): model returned {n} results; expected a list "
+                f"of {req.num_samples} ProsodyStreams"
+            )
+        rows = []
+        for i, s in enumerate(r):
+            s = _check_streams(s, f"continue_prosody({req.key!r}): sample {i}")
+            rows.append(_keep_streams(blobs, f"{key}.{i}", s))
+        return {"streams": rows}
+
+    def load(key: str, v: dict[str, Any]) -> list[ProsodyStreams] | None:
+        out = []
+        for i, meta in enumerate(v["streams"]):
+            s = _kept_streams(blobs, f"{key}.{i}", meta)
+            if s is None:
+                return None
+            out.append(s)
+        return out
+
+    return Capability(
+        "continue_prosody",
+        lambda s, a: ContinueRequest(prompt=a, key=s),
+        call,
+        store,
+        load,
+    )
+
+
+def prosody_streams_capability(model: SpeechLM, blobs: BlobStore) -> Capability:
+    """``prosody_streams`` (the extra's analysis side): the model's streams of given speech
+    (the reference utterances), one per file, kept as blobs. Requests are
+    :class:`EncodeRequest` s (an audio and its key), cached under the method name
+    ``prosody_streams``; the model's method receives the audios."""
+
+    def call(requests: list[EncodeRequest]) -> list[Any]:
+        _needs_extra(model, "prosody_streams", "prosody_streams")
+        return model.prosody_streams([r.audio for r in requests])
+
+    def store(key: str, req: EncodeRequest, r: Any) -> dict[str, Any]:
+        s = _check_streams(r, f"prosody_streams({req.key!r})")
+        return _keep_streams(blobs, key, s)
+
+    def load(key: str, v: dict[str, Any]) -> ProsodyStreams | None:
+        return _kept_streams(blobs, key, v)
+
+    return Capability(
+        "prosody_streams", lambda s, a: EncodeRequest(audio=a, key=s), call, store, load
     )
 
 

@@ -34,6 +34,12 @@ CONTINUE_MODALITIES: tuple[str, ...] = (
     "text->text",
 )
 
+# What a ``continue`` model may expose about its continuations beyond the output itself. A
+# model declares those it serves in ``SpeechLM.continue_extras``; a task that needs one the
+# model lacks is skipped with the reason (``skipped (model lacks continue prosody_streams)``).
+# ``prosody_streams``: :meth:`SpeechLM.continue_prosody` and :meth:`SpeechLM.prosody_streams`.
+CONTINUE_EXTRAS: tuple[str, ...] = ("prosody_streams",)
+
 
 # --- requests and results -------------------------------------------------------------------
 
@@ -182,6 +188,135 @@ class ContinueRequest:
         return fp
 
 
+F0_KINDS: tuple[str, ...] = ("hz", "bins")
+
+
+@dataclass(frozen=True, eq=False)
+class ProsodyStreams:
+    """A model's prosody streams of one utterance (pGSLM's representation): one entry per
+    de-duplicated unit segment.
+
+    - ``units`` (n,): the unit of each segment (consecutive segments may repeat a unit only
+      if the model itself emitted it twice);
+    - ``durations`` (n,): each segment's length in unit frames (whole numbers >= 1), at
+      ``unit_frame_rate`` frames per second (20 ms frames for HuBERT / Whisper at 50 Hz);
+    - ``f0`` (n,): the segment's F0. ``f0_kind="hz"`` (continuous): the mean F0 in Hz of the
+      segment's voiced frames, 0.0 where none is voiced; ``f0_kind="bins"`` (quantised, as
+      pGSLM's discrete F0 stream): the bin index of the model's speaker-mean-normalised
+      log-F0, in ``0 .. len(f0_bin_edges)``, dequantised by the harness with pGSLM's rule
+      (inner bins at the midpoint of their edges, outer bins at their edge); every segment
+      of a quantised stream counts as voiced;
+    - ``f0_bin_edges``: the bin edges (non-decreasing), given exactly when ``f0_kind="bins"``;
+    - ``f0_source``: how the F0 was obtained, in words (e.g. "vocoder prediction",
+      "pyworld dio+stonemask 5 ms"), recorded in the results.
+
+    Arrays are copied to numpy (``units``/``durations`` int64, ``f0`` float64) and checked
+    here: a malformed stream is a ``ValueError`` naming the field. An empty stream (n = 0:
+    nothing generated) is valid; scorers count it as excluded.
+    """
+
+    units: np.ndarray
+    durations: np.ndarray
+    f0: np.ndarray
+    unit_frame_rate: float
+    f0_kind: str = "hz"
+    f0_bin_edges: tuple[float, ...] | None = None
+    f0_source: str = ""
+
+    def __post_init__(self) -> None:
+        def arr(name: str, value: Any) -> np.ndarray:
+            try:
+                a = np.array(value)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"prosody streams: {name}: not an array ({e})") from None
+            if a.ndim != 1:
+                raise ValueError(f"prosody streams: {name}: expected a 1-D array, got {a.shape}")
+            if a.size and a.dtype.kind not in "iuf":
+                raise ValueError(f"prosody streams: {name}: expected numbers, got {a.dtype}")
+            if a.size and not np.all(np.isfinite(a.astype(np.float64))):
+                raise ValueError(f"prosody streams: {name}: contains NaN or infinite values")
+            return a
+
+        def whole(name: str, a: np.ndarray) -> np.ndarray:
+            if a.size and not np.all(a == np.round(a)):
+                raise ValueError(f"prosody streams: {name}: expected whole numbers")
+            return a.astype(np.int64)
+
+        units = whole("units", arr("units", self.units))
+        durations = whole("durations", arr("durations", self.durations))
+        f0 = arr("f0", self.f0).astype(np.float64)
+        if not (units.size == durations.size == f0.size):
+            raise ValueError(
+                f"prosody streams: units, durations and f0 must have one entry per segment, "
+                f"got {units.size}, {durations.size} and {f0.size}"
+            )
+        if durations.size and durations.min() < 1:
+            raise ValueError(
+                f"prosody streams: durations must be >= 1 unit frame, got {durations.min()}"
+            )
+        if f0.size and f0.min() < 0:
+            raise ValueError(f"prosody streams: f0 must be >= 0 (0 = unvoiced), got {f0.min()}")
+        rate = self.unit_frame_rate
+        if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)):
+            raise ValueError(f"prosody streams: unit_frame_rate must be a number, got {rate!r}")
+        if not (np.isfinite(rate) and rate > 0):
+            raise ValueError(f"prosody streams: unit_frame_rate must be > 0, got {rate!r}")
+        if self.f0_kind not in F0_KINDS:
+            raise ValueError(
+                f"prosody streams: f0_kind must be one of {', '.join(F0_KINDS)}, "
+                f"got {self.f0_kind!r}"
+            )
+        edges = self.f0_bin_edges
+        if self.f0_kind == "hz":
+            if edges is not None:
+                raise ValueError("prosody streams: f0_bin_edges are given only with f0_kind='bins'")
+        else:
+            if edges is None:
+                raise ValueError("prosody streams: f0_kind='bins' needs f0_bin_edges")
+            e = arr("f0_bin_edges", edges).astype(np.float64)
+            if e.size == 0 or np.any(np.diff(e) < 0):
+                raise ValueError("prosody streams: f0_bin_edges must be non-empty, non-decreasing")
+            f0 = whole("f0 (bin indices)", f0).astype(np.float64)
+            if f0.size and f0.max() > e.size:
+                raise ValueError(
+                    f"prosody streams: f0 bin indices must lie in 0..{e.size}, got {f0.max():g}"
+                )
+            object.__setattr__(self, "f0_bin_edges", tuple(float(x) for x in e))
+        if not isinstance(self.f0_source, str):
+            raise ValueError("prosody streams: f0_source must be a str")
+        object.__setattr__(self, "units", units)
+        object.__setattr__(self, "durations", durations)
+        object.__setattr__(self, "f0", f0)
+        object.__setattr__(self, "unit_frame_rate", float(rate))
+
+    def __len__(self) -> int:
+        return int(self.units.size)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ProsodyStreams):
+            return NotImplemented
+        return (
+            np.array_equal(self.units, other.units)
+            and np.array_equal(self.durations, other.durations)
+            and np.array_equal(self.f0, other.f0)
+            and self.unit_frame_rate == other.unit_frame_rate
+            and self.f0_kind == other.f0_kind
+            and self.f0_bin_edges == other.f0_bin_edges
+            and self.f0_source == other.f0_source
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # arrays: equal by value, not hashable
+
+    def meta(self) -> dict[str, Any]:
+        """Everything but the arrays, JSON-ready (what the cache row keeps)."""
+        return {
+            "unit_frame_rate": self.unit_frame_rate,
+            "f0_kind": self.f0_kind,
+            "f0_bin_edges": None if self.f0_bin_edges is None else list(self.f0_bin_edges),
+            "f0_source": self.f0_source,
+        }
+
+
 @dataclass(frozen=True)
 class RespondRequest:
     text: str | None = None
@@ -235,6 +370,10 @@ class SpeechLM:
     # runner skips a continue task of another direction (``skipped (model lacks continue
     # text->speech)``). Text outputs are lists of ``str``, speech outputs lists of Audio.
     continue_modalities: ClassVar[frozenset[str]] = frozenset({"speech->speech"})
+    # What this model exposes about its continuations beyond the output (:data:`CONTINUE_EXTRAS`):
+    # ``prosody_streams`` = it implements :meth:`continue_prosody` and :meth:`prosody_streams`.
+    # The runner skips a task needing an extra the model does not declare.
+    continue_extras: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, device: str | None = None, **kwargs: Any) -> None:
         self.device = device
@@ -265,6 +404,28 @@ class SpeechLM:
     def continue_(self, requests: list[ContinueRequest]) -> list[list[Audio]] | list[list[str]]:
         """The ``continue`` capability (``continue`` is a Python keyword): per request, a list
         of ``num_samples`` Audio (``output="speech"``) or ``str`` (``output="text"``)."""
+        raise NotImplementedError
+
+    def continue_prosody(self, requests: list[ContinueRequest]) -> list[list[ProsodyStreams]]:
+        """Optional (``"prosody_streams"`` in :attr:`continue_extras`): the prosody streams of
+        the continuations :meth:`continue_` samples, per request a list of ``num_samples``
+        :class:`ProsodyStreams` (``speech->speech`` requests only).
+
+        Contract: sample ``j`` of a request is the *same sample* ``continue_`` returns for an
+        equal request (same prompt, options and seed), so scores computed on the streams and
+        on the audio describe the same continuations; the streams cover the continuation
+        only (never the prompt, whatever ``continue_`` is configured to return), within
+        ``max_seconds``. Streams are the model's own: the segments it generated and the F0 it
+        produced for them (say how in ``f0_source``).
+        """
+        raise NotImplementedError
+
+    def prosody_streams(self, audios: list[Audio]) -> list[ProsodyStreams]:
+        """Optional (``"prosody_streams"`` in :attr:`continue_extras`): the model's own
+        analysis of given speech into the same streams as :meth:`continue_prosody` (its
+        units, de-duplicated into segments and durations, and the F0 of each segment), for
+        the ground truth that the continuations are compared with. Same unit frame rate and
+        F0 kind as the model's continuations; one :class:`ProsodyStreams` per audio."""
         raise NotImplementedError
 
     def respond(self, requests: list[RespondRequest]) -> list[RespondResult]:

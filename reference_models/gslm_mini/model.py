@@ -11,7 +11,11 @@ Piper ``joe`` voice. The checkpoint (centroids, LM, vocoder) ships inside this p
 
 Capabilities: ``loglikelihood``, ``encode``, ``resynthesize`` (audio -> frame units ->
 vocoder, keeping the input's run lengths) and ``continue`` (prompt -> units -> sampled
-de-duplicated units -> per-unit mean durations -> vocoder; see :meth:`GSLMMini.continue_`).
+de-duplicated units -> per-unit mean durations -> vocoder; see :meth:`GSLMMini.continue_`),
+with the ``prosody_streams`` extra (:meth:`GSLMMini.continue_prosody`,
+:meth:`GSLMMini.prosody_streams`): the units, durations and F0 of its continuations and of
+given speech. gslm-mini's prosody is not modelled by its LM: durations come from a per-unit
+table and F0 from the vocoder, both deterministic functions of the sampled units.
 
 ``GSLMMini`` is a :class:`~reference_models.hf_unit_lm.UnitSpeechLM` built from its
 checkpoint's parts (:mod:`reference_models.units`): a Whisper frame encoder
@@ -51,18 +55,29 @@ from reference_models.units import UnitTokenizer
 from speechlm_eval.audio import Audio
 from speechlm_eval.errors import ConfigError, DataError
 from speechlm_eval.hashing import saved_model_identity, sha256_file
-from speechlm_eval.model import ContinueRequest, ResynthesizeRequest
+from speechlm_eval.model import ContinueRequest, ProsodyStreams, ResynthesizeRequest
 from speechlm_eval.options import Opt, Spec
+from speechlm_eval.prosody_metrics import segment_f0
 
 from .encoder import FRAME_RATE, MIN_SAMPLES, PositionNorm, WhisperEncoder
 from .sampling import check_options, sample, sample_seed
-from .vocoder import UNIT_HOP, UnitVocoder, run_lengths
+from .vocoder import UNIT_HOP, UPSAMPLE, UnitVocoder, run_lengths, world_f0
 
 __all__ = ["DEFAULT_CHECKPOINT", "GSLMMini", "WhisperFrames"]
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoint"
 FORMAT = "gslm-mini/1"
 _BASE_CAPABILITIES = frozenset({"loglikelihood", "encode"})
+WORLD_FRAME_RATE = 200.0  # F0 frames per second (5 ms WORLD frames: 4 per 20 ms unit frame)
+# What ProsodyStreams.f0_source records for each side (see continue_prosody / prosody_streams).
+F0_SOURCE_GENERATED = (
+    "gslm-mini vocoder prediction: WORLD F0 predicted from the frame-level units (5 ms "
+    "frames, voiced-frame mean per segment); not sampled by the LM"
+)
+F0_SOURCE_ANALYSED = (
+    "pyworld DIO+StoneMask, 5 ms frames, 60-400 Hz (the analysis the vocoder was trained "
+    "to reproduce); voiced-frame mean per segment"
+)
 
 OPTIONS = Spec(
     {
@@ -144,6 +159,7 @@ class GSLMMini(UnitSpeechLM):
     capabilities: ClassVar[frozenset[str]] = frozenset(
         {"loglikelihood", "encode", "resynthesize", "continue"}
     )
+    continue_extras: ClassVar[frozenset[str]] = frozenset({"prosody_streams"})
     sample_rate = 16000
     label = "gslm-mini"
 
@@ -204,6 +220,7 @@ class GSLMMini(UnitSpeechLM):
             }
         else:
             self.capabilities = _BASE_CAPABILITIES
+            self.continue_extras = frozenset()
 
     @property
     def checkpoint(self) -> Path:
@@ -277,10 +294,9 @@ class GSLMMini(UnitSpeechLM):
         vocoder = self._need_vocoder("continue")
         results = []
         for req in requests:
-            prompt_frames, drawn, max_frames = self._sample(req, vocoder)
+            prompt_frames, conts = self._continuation_frames(req, vocoder)
             samples = []
-            for j, units in enumerate(drawn):
-                cont = vocoder.durations.expand(units)[:max_frames]
+            for j, cont in enumerate(conts):
                 wav = vocoder(np.concatenate([prompt_frames, cont]))
                 if not self._with_prompt:
                     wav = wav[prompt_frames.size * UNIT_HOP :]
@@ -288,6 +304,78 @@ class GSLMMini(UnitSpeechLM):
                 samples.append(Audio(wav, vocoder.sample_rate, where))
             results.append(samples)
         return results
+
+    def continue_prosody(self, requests: list[ContinueRequest]) -> list[list[ProsodyStreams]]:
+        """The prosody streams of the continuations :meth:`continue_` returns for the same
+        requests: sample ``j`` is the same sample (same seed, same units, same frames).
+
+        - segments: the continuation's frame-level units as the vocoder receives them (each
+          drawn unit repeated for its ``DurationTable`` frames, cut at ``max_seconds``),
+          de-duplicated (:func:`run_lengths`): ``units`` and ``durations`` in 20 ms frames;
+        - ``f0``: the F0 the vocoder *predicts* for those frames (5 ms WORLD frames, from the
+          prompt and continuation vocoded as one sequence, as in ``continue_``), the mean of
+          each segment's voiced frames, 0 where none is voiced (``f0_kind="hz"``).
+
+        What this measures for gslm-mini: its LM samples units only; durations are a per-unit
+        table and F0 a deterministic function of the units (the vocoder), unlike pGSLM whose
+        LM samples durations and F0 itself. The streams cover the continuation only, also
+        with ``with_prompt=true``.
+        """
+        vocoder = self._need_vocoder("continue")
+        self._only_speech(requests)
+        results = []
+        for req in requests:
+            prompt_frames, conts = self._continuation_frames(req, vocoder)
+            samples = []
+            for cont in conts:
+                f0 = vocoder.net.predict(np.concatenate([prompt_frames, cont])).f0
+                samples.append(self._streams(cont, f0[UPSAMPLE * prompt_frames.size :], True))
+            results.append(samples)
+        return results
+
+    def prosody_streams(self, audios: list[Audio]) -> list[ProsodyStreams]:
+        """gslm-mini's streams of given 16 kHz speech (the ground truth of a prosody task):
+        its frame units de-duplicated into segments and durations (20 ms frames), and F0 from
+        pyworld's DIO + StoneMask at 5 ms (60-400 Hz: the analysis whose F0 the vocoder was
+        trained to predict, so both sides use one F0 definition; pGSLM used pYAAPT), the mean
+        of each segment's voiced frames, 0 where none is voiced."""
+        self._need_vocoder("analyse prosody")
+        out = []
+        for a in audios:
+            if a.sample_rate != self.sample_rate:
+                raise DataError(
+                    f"{a.source}: gslm-mini analyses {self.sample_rate} Hz audio, got "
+                    f"{a.sample_rate} Hz"
+                )
+            out.append(self._streams(self.frame_units(a), world_f0(a.samples), False))
+        return out
+
+    def _streams(self, frame_units: np.ndarray, f0: np.ndarray, generated: bool) -> ProsodyStreams:
+        units, durations = run_lengths(frame_units)
+        return ProsodyStreams(
+            units=units,
+            durations=durations,
+            f0=segment_f0(f0, WORLD_FRAME_RATE, durations, FRAME_RATE),
+            unit_frame_rate=float(FRAME_RATE),
+            f0_kind="hz",
+            f0_source=F0_SOURCE_GENERATED if generated else F0_SOURCE_ANALYSED,
+        )
+
+    @staticmethod
+    def _only_speech(requests: list[ContinueRequest]) -> None:
+        for req in requests:
+            if req.direction != "speech->speech":
+                raise ConfigError(
+                    f"gslm-mini continues speech->speech only, request {req.key!r} is "
+                    f"{req.direction}"
+                )
+
+    def _continuation_frames(
+        self, req: ContinueRequest, vocoder: UnitVocoder
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """(prompt frame units, each sample's continuation frame units within the budget)."""
+        prompt_frames, drawn, max_frames = self._sample(req, vocoder)
+        return prompt_frames, [vocoder.durations.expand(u)[:max_frames] for u in drawn]
 
     def sample_units(self, request: ContinueRequest) -> list[np.ndarray]:
         """The de-duplicated units drawn for each of ``request.num_samples`` continuations.

@@ -50,6 +50,7 @@ __all__ = [
     "VocoderConfig",
     "WorldParams",
     "world_analysis",
+    "world_f0",
     "world_synthesis",
 ]
 
@@ -98,6 +99,17 @@ def world_analysis(wav: np.ndarray, n_sp: int) -> WorldParams:
     coded = pw.code_spectral_envelope(sp, SAMPLE_RATE, n_sp)
     bap = pw.code_aperiodicity(ap, SAMPLE_RATE)
     return WorldParams(coded_sp=coded[:n], bap=bap[:n], f0=f0[:n])
+
+
+def world_f0(wav: np.ndarray) -> np.ndarray:
+    """F0 (Hz, 0 = unvoiced) of 16 kHz audio per 5 ms frame, as :func:`world_analysis` finds it
+    (DIO + StoneMask, 60-400 Hz): the F0 the vocoder was trained to predict. ``4 * (len(wav) //
+    320)`` frames, WORLD frame ``i`` centred on sample ``80 i``."""
+    pw = _pyworld()
+    x = np.ascontiguousarray(wav, dtype=np.float64)
+    n = UPSAMPLE * (x.size // UNIT_HOP)
+    f0, t = pw.dio(x, SAMPLE_RATE, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=FRAME_PERIOD_MS)
+    return np.asarray(pw.stonemask(x, f0, t, SAMPLE_RATE)[:n], dtype=np.float64)
 
 
 def world_synthesis(params: WorldParams) -> np.ndarray:

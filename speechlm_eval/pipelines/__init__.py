@@ -12,12 +12,13 @@ from typing import Any
 
 from .. import registry
 from ..config import TaskConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, PluginError
 from ..model import SpeechLM
 from .base import TaskContext, TaskOutcome
 from .continuation import run_continue
 from .encode import run_encode
 from .likelihood import run_likelihood
+from .prosody_streams import run_prosody_streams
 from .resynthesize import run_resynthesize
 from .stsp import continue_direction, run_stsp
 
@@ -28,7 +29,11 @@ Pipeline = Callable[[TaskContext], TaskOutcome]
 CONTINUE_PIPELINES: dict[str, Pipeline] = {
     "continuations": run_continue,
     "sentiment_outputs": run_stsp,
+    "prosody_streams": run_prosody_streams,
 }
+
+# Scorer inputs that need an extra of ``continue`` (``SpeechLM.continue_extras``).
+CONTINUE_EXTRA_FOR_INPUTS: dict[str, str] = {"prosody_streams": "prosody_streams"}
 
 
 def run_continue_task(ctx: TaskContext) -> TaskOutcome:
@@ -48,13 +53,21 @@ PIPELINES: dict[str, Pipeline] = {
 def skip_reason(cfg: TaskConfig, model: SpeechLM) -> str | None:
     """Why ``model`` cannot serve the task ``cfg`` beyond its capabilities, or None: a continue
     task whose direction (``generation.direction``, default speech->speech) the model does not
-    declare in ``continue_modalities``."""
+    declare in ``continue_modalities``, or whose scorer needs an extra of ``continue`` (e.g.
+    ``prosody_streams``) the model does not declare in ``continue_extras``."""
     if cfg.capability != "continue":
         return None
     direction = continue_direction(cfg)
     have: Any = getattr(model, "continue_modalities", frozenset({"speech->speech"}))
     if direction not in have:
         return f"skipped (model lacks continue {direction})"
+    try:
+        inputs = getattr(registry.get("scorers", cfg.scoring.scorer), "inputs", None)
+    except PluginError:  # reported when the task runs (its pipeline loads the scorer)
+        return None
+    extra = CONTINUE_EXTRA_FOR_INPUTS.get(inputs) if isinstance(inputs, str) else None
+    if extra is not None and extra not in getattr(model, "continue_extras", frozenset()):
+        return f"skipped (model lacks continue {extra})"
     return None
 
 
