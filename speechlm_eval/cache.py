@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
+import tempfile
 import time
+import weakref
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -101,25 +104,33 @@ class BlobStore:
 
     Lives next to the SQLite cache (``<cache>.blobs/``); the SQLite row of a request names its
     blob, so a row without its file (deleted by hand) is treated as a miss and recomputed.
-    ``root=None`` keeps nothing (``--no_cache``): values then stay in memory for the run.
+    ``root=None`` keeps nothing across runs (``--no_cache``): values go to a temporary folder
+    deleted with the store, so a run's memory stays bounded by what it holds at once, not by
+    how many outputs it made (a large generation task would not fit in memory).
     """
 
     def __init__(self, root: str | Path | None) -> None:
         self.root = Path(root) if root else None
-        self._mem: dict[str, Any] = {}
+        if self.root is None:
+            self._spill = Path(tempfile.mkdtemp(prefix="slm-eval-blobs-"))
+            # Removed when the store is collected or at exit (no ResourceWarning, unlike an
+            # implicitly cleaned TemporaryDirectory).
+            self._cleanup = weakref.finalize(self, shutil.rmtree, self._spill, True)
+
+    def close(self) -> None:
+        """Remove the temporary folder of a store without a root (no-op otherwise)."""
+        if self.root is None:
+            self._cleanup()
 
     @classmethod
     def beside(cls, cache_path: str | Path | None) -> BlobStore:
         return cls(Path(f"{cache_path}.blobs") if cache_path else None)
 
     def _path(self, key: str) -> Path:
-        assert self.root is not None
-        return self.root / key[:2] / f"{key}.npy"
+        root = self.root if self.root is not None else self._spill
+        return root / key[:2] / f"{key}.npy"
 
     def put(self, key: str, array: np.ndarray) -> None:
-        if self.root is None:
-            self._mem[key] = array
-            return
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -128,8 +139,6 @@ class BlobStore:
         os.replace(tmp, path)  # readers see the whole file or none
 
     def get(self, key: str) -> np.ndarray | None:
-        if self.root is None:
-            return self._mem.get(key)
         path = self._path(key)
         if not path.is_file():
             return None

@@ -38,6 +38,7 @@ __all__ = [
     "bootstrap",
     "cluster_mean",
     "cluster_means",
+    "finite_cluster_mean",
     "grouped",
     "mean",
     "paired_ratio_delta",
@@ -167,6 +168,31 @@ def cluster_mean(
 
 
 # --- breakdowns -------------------------------------------------------------------------------
+
+
+def finite_cluster_mean(
+    values: Sequence[float | None] | np.ndarray,
+    clusters: Sequence[Hashable],
+    *,
+    higher_is_better: bool = True,
+) -> tuple[Metric | None, int]:
+    """:func:`cluster_mean` over the finite values only, and how many were left out.
+
+    A judge gives NaN (or None) where it has no value for an input (no signal for a speaker
+    encoder, a clip too short for a MOS predictor): such items are excluded and the count is
+    returned for the results to report, never averaged in and never dropped unseen. The
+    Metric is None when no value is finite."""
+    keep = [
+        (float(v), c)
+        for v, c in zip(values, clusters, strict=True)
+        if v is not None and math.isfinite(float(v))
+    ]
+    n_out = len(clusters) - len(keep)
+    if not keep:
+        return None, n_out
+    return cluster_mean(
+        [v for v, _ in keep], [c for _, c in keep], higher_is_better=higher_is_better
+    ), n_out
 
 
 def grouped(

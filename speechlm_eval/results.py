@@ -6,7 +6,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -132,7 +132,7 @@ class TaskResult:
     audio: dict[str, Any] | None = None
     samples: list[dict[str, Any]] = field(default_factory=list)
     runtime: dict[str, Any] = field(default_factory=dict)
-    kept_audio: dict[str, Any] = field(default_factory=dict)  # sha256 -> Audio samples refer to
+    kept_audio: Mapping[str, Any] = field(default_factory=dict)  # sha256 -> Audio samples refer to
 
 
 @dataclass
@@ -182,7 +182,7 @@ def to_results_dict(run: RunResult) -> dict[str, Any]:
     return res
 
 
-def write_audio(folder: Path, audios: dict[str, Any]) -> None:
+def write_audio(folder: Path, audios: Mapping[str, Any]) -> None:
     """Kept output audio, content-addressed: ``folder/<sha256>.wav`` (32-bit float WAV, the
     samples exactly), written atomically; a file already there is the same audio."""
     import soundfile as sf

@@ -51,6 +51,10 @@ def default_cache_path() -> Path:
     return Path(platformdirs.user_cache_dir("speechlm-eval")) / "requests.sqlite"
 
 
+class _JudgeUnavailable(Exception):
+    """A task's bound judge cannot serve (e.g. no endpoint configured): the task is skipped."""
+
+
 @dataclass
 class RunOptions:
     """What ``slm-eval run`` takes; names and meanings follow lm-evaluation-harness."""
@@ -188,6 +192,9 @@ class Evaluation:
                 continue
             try:
                 run.tasks[name] = self._run_task(cfg)
+            except _JudgeUnavailable as e:  # e.g. an LLM judge with no endpoint configured
+                run.skipped[name] = f"skipped ({e})"
+                print(f"speechlm-eval: warning: {name}: {run.skipped[name]}", file=sys.stderr)
             except DataNotFoundError as e:
                 # A task named on the command line must have data; one that came in through a
                 # group or 'all' is reported as skipped (never scored as zero), loudly.
@@ -224,6 +231,13 @@ class Evaluation:
         pipeline = pipeline_for(cfg.capability, name)
         _seed_everything(self.opts.seed)
         full = read_task_data(cfg, self.data, self.opts.build_missing)
+        # Judges load once the task's data is found (a task without data loads nothing); one
+        # that says it cannot serve (available is False) skips the task with its reason.
+        judges = load_bound(self.bindings[name])
+        for role, judge in judges.items():
+            if getattr(judge, "available", True) is False:
+                why = getattr(judge, "unavailable_reason", "") or "unavailable"
+                raise _JudgeUnavailable(f"judge {role!r}: {why}")
         n_orig = len(full.doc_ids())
         ds = full.limited(_limit_docs(self.opts.limit, n_orig))
         ctx = TaskContext(
@@ -237,7 +251,7 @@ class Evaluation:
             stats=stats,
             seed=self.opts.seed,
             log_samples=self.opts.log_samples,
-            judges=load_bound(self.bindings[name]),
+            judges=judges,
         )
         out = pipeline(ctx)
         judges = {role: judge_record(j) for role, j in ctx.judges.items()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -66,7 +67,38 @@ class TaskOutcome:
     samples: list[dict[str, Any]] = field(default_factory=list)  # rows: ``sample_records``
     # Output audio the samples rows refer to (``audio/<sha256>.wav``), by content hash; written
     # beside the samples files with --log_samples, for listening tests and sample viewers.
-    kept_audio: dict[str, Audio] = field(default_factory=dict)
+    kept_audio: Mapping[str, Audio] = field(default_factory=dict)
+
+
+class SpilledAudio(Mapping[str, Audio]):
+    """Output audio kept for ``--log_samples`` by content hash, held in the run's blob store
+    rather than in memory (read back one at a time when the results are written), so a task
+    with many outputs keeps memory flat. Identical audio is kept once."""
+
+    def __init__(self, blobs: BlobStore) -> None:
+        self._blobs = blobs
+        self._meta: dict[str, tuple[int, str]] = {}
+
+    def add(self, audio: Audio) -> str:
+        """Keep ``audio``; return its content hash (the key it is read back by)."""
+        h = audio.content_hash()
+        if h not in self._meta:
+            self._blobs.put(f"kept-{h}", audio.samples)
+            self._meta[h] = (int(audio.sample_rate), audio.source)
+        return h
+
+    def __getitem__(self, h: str) -> Audio:
+        rate, source = self._meta[h]
+        x = self._blobs.get(f"kept-{h}")
+        if x is None:
+            raise KeyError(f"kept audio {h} is gone from the blob store")
+        return Audio(x, rate, source)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._meta)
+
+    def __len__(self) -> int:
+        return len(self._meta)
 
 
 def keep_audio(rows: list[dict[str, Any]], audios: dict[str, Audio], field_name: str) -> dict:

@@ -33,13 +33,14 @@ from typing import Any
 import numpy as np
 
 from ..audio import Audio, AudioRef
+from ..cache import BlobStore
 from ..errors import ConfigError, DataError
-from ..execute import continue_capability, run_requests
+from ..execute import Capability, continue_capability, run_requests
 from ..model import ContinueRequest
 from ..options import Opt, Spec
 from ..scorers.base import ContinuationScorer
 from ..scorers.continuation import Judged, Prompt
-from .base import TaskContext, TaskOutcome, metric_entries
+from .base import SpilledAudio, TaskContext, TaskOutcome, metric_entries
 
 
 def _temperatures(v: Any) -> list[float]:
@@ -179,12 +180,19 @@ def _reference_audio(p: Prompt, opts: dict[str, Any]) -> Audio:
     return replace(p.ref, offset=p.prompt_seconds).load()
 
 
-def run_continue(ctx: TaskContext) -> TaskOutcome:
-    opts = GENERATION.parse(f"task {ctx.name!r}: generation", ctx.cfg.generation)
-    scorer = ctx.scorer(ContinuationScorer)
-    prompts, counts = select_prompts(ctx, opts)
-    by_id = {p.doc_id: p for p in prompts}
-    head = {p.doc_id: p.ref.head(p.prompt_seconds) for p in prompts}
+# Prompts per part: the pipeline generates, judges and scores the rows of this many prompts,
+# then drops their audio, so memory does not grow with the number of prompts (the judges'
+# batches fill up within a part: 16 prompts x samples x temperatures requests).
+PART_PROMPTS = 16
+
+
+def _generate(
+    ctx: TaskContext, cap: Capability, part: list[Prompt], opts: dict[str, Any], desc: str
+) -> tuple[list[Judged], dict[str, Audio]]:
+    """Every sampled (and baseline) continuation of ``part``'s prompts, as the judges hear
+    them, and the prompts' audio."""
+    by_id = {p.doc_id: p for p in part}
+    head = {p.doc_id: p.ref.head(p.prompt_seconds) for p in part}
     prompt_audio = {d: r.load() for d, r in head.items()}
 
     def budget(p: Prompt) -> float:
@@ -192,8 +200,7 @@ def run_continue(ctx: TaskContext) -> TaskOutcome:
             return p.seconds - p.prompt_seconds
         return float(opts["max_seconds"])
 
-    cap = continue_capability(ctx.model, ctx.blobs)
-    outputs: dict[tuple[str, float], list[Audio]] = {}
+    judged: list[Judged] = []
     for t in opts["temperatures"]:
 
         def make(stem: str, a: Audio, t: float = t) -> ContinueRequest:
@@ -217,33 +224,59 @@ def run_continue(ctx: TaskContext) -> TaskOutcome:
             expected_rate=ctx.cfg.dataset.sample_rate,
             cache=ctx.cache,
             sizer=ctx.sizer,
-            desc=f"{ctx.name} T={t:g}",
+            desc=f"{desc} T={t:g}",
             stats=ctx.stats,
         )
         for stem, conts in got.items():
-            outputs[(stem.rpartition("@")[0], t)] = conts
-
-    judged: list[Judged] = []
-    for (doc, t), conts in outputs.items():
-        p = by_id[doc]
-        for j, c in enumerate(conts):
-            judged.append(Judged(doc, t, j, c, _judged_audio(p, c, prompt_audio[doc], opts)))
+            doc = stem.rpartition("@")[0]
+            p = by_id[doc]
+            for j, c in enumerate(conts):
+                judged.append(Judged(doc, t, j, c, _judged_audio(p, c, prompt_audio[doc], opts)))
     for name in opts["baselines"]:  # only repeat_prompt exists (checked by the Spec)
-        for p in prompts:
+        for p in part:
             c = repeat_prompt(prompt_audio[p.doc_id], budget(p))
             a = _judged_audio(p, c, prompt_audio[p.doc_id], opts)
             judged.append(Judged(p.doc_id, None, 0, c, a, baseline=name))
-    references = {p.doc_id: _reference_audio(p, opts) for p in prompts}
-    report = scorer.score_continuations(
-        prompts,
-        judged,
-        references,
-        prompt_audio,
-        ctx.judges,
-        ctx.cache,
-        stats=ctx.stats,
-        desc=ctx.name,
+    return judged, prompt_audio
+
+
+def _judge_part(
+    ctx: TaskContext,
+    scorer: ContinuationScorer,
+    cap: Capability,
+    part: list[Prompt],
+    opts: dict[str, Any],
+    desc: str,
+    kept: SpilledAudio | None,
+) -> tuple[Any, list[str]]:
+    """Generate and judge one part's continuations: the scorer's rows and, with kept audio,
+    the continuations' content hashes. Its audio is gone when this returns."""
+    judged, prompt_audio = _generate(ctx, cap, part, opts, desc)
+    references = {p.doc_id: _reference_audio(p, opts) for p in part}
+    rows = scorer.judge(
+        part, judged, references, prompt_audio, ctx.judges, ctx.cache, stats=ctx.stats, desc=desc
     )
+    hashes = [kept.add(item.continuation) for item in judged] if kept is not None else []
+    return rows, hashes
+
+
+def run_continue(ctx: TaskContext) -> TaskOutcome:
+    opts = GENERATION.parse(f"task {ctx.name!r}: generation", ctx.cfg.generation)
+    scorer = ctx.scorer(ContinuationScorer)
+    prompts, counts = select_prompts(ctx, opts)
+    cap = continue_capability(ctx.model, ctx.blobs)
+    # Kept audio goes to a store of its own (a temporary folder), not into the cache's blobs.
+    kept = SpilledAudio(BlobStore(None)) if ctx.log_samples else None
+    hashes: list[str] = []
+    parts: list[Any] = []
+    n_parts = -(-len(prompts) // PART_PROMPTS)
+    for i in range(n_parts):
+        part = prompts[i * PART_PROMPTS : (i + 1) * PART_PROMPTS]
+        desc = ctx.name if n_parts == 1 else f"{ctx.name} [{i + 1}/{n_parts}]"
+        rows, h = _judge_part(ctx, scorer, cap, part, opts, desc, kept)
+        parts.append(rows)
+        hashes.extend(h)
+    report = scorer.finish(prompts, parts)
     entry: dict[str, Any] = {}
     hib: dict[str, bool] = {}
     for filt, metrics in report.by_filter.items():
@@ -259,11 +292,9 @@ def run_continue(ctx: TaskContext) -> TaskOutcome:
         "prompts": counts,
         "options": dict(ctx.cfg.scoring.options),
     }
-    samples = list(report.per_item) if ctx.log_samples else []
-    kept: dict[str, Audio] = {}
-    if samples:
-        for row, item in zip(samples, judged, strict=True):
-            h = item.continuation.content_hash()
-            kept[h] = item.continuation
-            row["continuation_audio"] = f"audio/{h}.wav"
+    if kept is None:
+        return TaskOutcome(entry, hib, scoring)
+    samples = list(report.per_item)
+    for row, h in zip(samples, hashes, strict=True):
+        row["continuation_audio"] = f"audio/{h}.wav"
     return TaskOutcome(entry, hib, scoring, samples=samples, kept_audio=kept)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..audio import Audio, load_audio
 from ..execute import resynthesize_capability
-from ..metrics import Metric, mean
+from ..metrics import Metric, finite_cluster_mean
 from ..scorers.base import TranscriptScorer
 from .base import TaskContext, TaskOutcome, keep_audio, metric_entries
 
@@ -61,24 +61,34 @@ def _quality(
             [outs[i] for i in ids] + [original[i] for i in ids], ctx.stats, ctx.cache, ctx.name
         )
         out_s, in_s = scored[: len(ids)], scored[len(ids) :]
+        no_value: dict[str, int] = {}
         for key in sorted(out_s[0]) if out_s else []:
             a = np.array([s[key] for s in out_s], dtype=np.float64)
             b = np.array([s[key] for s in in_s], dtype=np.float64)
-            metrics[f"mos_{key}"] = mean(a)
-            metrics[f"mos_{key}_original"] = mean(b)
-            metrics[f"mos_{key}_delta"] = mean(a - b)  # paired: the same utterances
+            # NaN: the judge has no value (e.g. a clip too short): excluded and counted; the
+            # paired delta over the utterances with both values.
+            for name, v in (
+                (f"mos_{key}", a),
+                (f"mos_{key}_original", b),
+                (f"mos_{key}_delta", a - b),
+            ):
+                m, no_value[f"{name},none"] = finite_cluster_mean(v, ids)
+                if m is not None:
+                    metrics[name] = m
             for i, x, y in zip(ids, a, b, strict=True):
-                rows[i][f"mos_{key}"] = float(x)
-                rows[i][f"mos_{key}_original"] = float(y)
+                rows[i][f"mos_{key}"] = float(x) if math.isfinite(x) else None
+                rows[i][f"mos_{key}_original"] = float(y) if math.isfinite(y) else None
+        if any(no_value.values()):
+            info.setdefault("excluded", {})["mos_no_value"] = no_value
     spk = ctx.judges.get("speaker")
     if spk is not None:
         sims = spk.similarity(
             [original[i] for i in ids], [outs[i] for i in ids], ctx.stats, ctx.cache, ctx.name
         )
-        ok = [float(s) for s in sims if math.isfinite(s)]
-        info["excluded"] = {"speaker_no_signal": len(sims) - len(ok)}
-        if ok:
-            metrics["speaker_similarity"] = mean(ok)
+        m, n_out = finite_cluster_mean(sims, ids)
+        info.setdefault("excluded", {})["speaker_no_signal"] = n_out
+        if m is not None:
+            metrics["speaker_similarity"] = m
         for i, s in zip(ids, sims, strict=True):
             rows[i]["speaker_similarity"] = float(s) if math.isfinite(s) else None
     return metrics, rows, info

@@ -54,6 +54,7 @@ __all__ = [
     "ContinuationScorer",
     "DatasetScorer",
     "Metric",
+    "ProsodyStreamScorer",
     "SampleScore",
     "ScoreReport",
     "SentimentScorer",
@@ -125,10 +126,28 @@ class TranscriptScorer(Protocol):
 class ContinuationScorer(Protocol):
     """Sampled continuations (``continue`` pipeline): prompts, the judged audio of every
     continuation and the reference utterances, with the task's bound judges. Metrics come
-    back per filter (``t=<temperature>``, ``oracle``, ``none``) as :class:`ScoreReport` s."""
+    back per filter (``t=<temperature>``, ``oracle``, ``none``) as :class:`ScoreReport` s.
+
+    The pipeline calls :meth:`judge` on a few prompts at a time (their audio is then
+    dropped, so memory does not grow with the number of prompts) and :meth:`finish` once on
+    every part; :meth:`score_continuations` is both in one call."""
 
     name: str
     inputs: str  # "continuations"
+
+    def judge(
+        self,
+        prompts: Sequence[Any],
+        judged: Sequence[Any],
+        references: Mapping[str, Audio],
+        prompt_audio: Mapping[str, Audio],
+        judges: Mapping[str, Any],
+        cache: ResultCache,
+        stats: ExecStats | None = None,
+        desc: str | None = None,
+    ) -> Any: ...
+
+    def finish(self, prompts: Sequence[Any], parts: Sequence[Any]) -> Any: ...
 
     def score_continuations(
         self,
@@ -164,6 +183,24 @@ class SentimentScorer(Protocol):
 
 
 @runtime_checkable
+class ProsodyStreamScorer(Protocol):
+    """The prosody streams of sampled continuations (``continue`` pipeline of
+    :mod:`speechlm_eval.pipelines.prosody_streams`, for models with the ``prosody_streams``
+    extra): prompts, each sample's streams (``StreamSample`` s) and each prompt's whole
+    reference utterance's streams. Metrics per filter, as :class:`ContinuationScorer`."""
+
+    name: str
+    inputs: str  # "prosody_streams"
+
+    def score_streams(
+        self,
+        prompts: Sequence[Any],
+        samples: Sequence[Any],
+        references: Mapping[str, Any],
+    ) -> Any: ...
+
+
+@runtime_checkable
 class DatasetScorer(Protocol):
     """Aggregate-only scorers (``encode`` pipeline: ABX): the whole dataset's outputs at once."""
 
@@ -195,6 +232,10 @@ _INPUTS: dict[type, tuple[str, str]] = {
     SentimentScorer: (
         "sentiment_outputs",
         "judged labels of outputs (score_sample(doc_id, label, prediction), aggregate)",
+    ),
+    ProsodyStreamScorer: (
+        "prosody_streams",
+        "prosody streams of continuations (score_streams(prompts, samples, references))",
     ),
 }
 

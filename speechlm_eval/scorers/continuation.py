@@ -15,6 +15,10 @@ anchors and pitfalls: :mod:`speechlm_eval.generation_metrics`). Per temperature 
   corpus means of self-BLEU2 and auto-BLEU2, both GSLM's), ``cont_bleu2`` (GSLM
   ``continuation_eval.py``: median over prompts; the reference transcript is the hypothesis
   and the prompt's samples the references);
+- ``llm_score`` (the ``llm`` judge, the survey's "ChatGPT score"; slamkit ``llm_as_judge``):
+  the 1-5 rating of each (prompt transcript, continuation transcript) pair, mean over the
+  answers that parsed to a score in range; every other answer is counted by status in
+  ``scoring.<task>.llm_status`` (``unparsed``, ``out_of_range``, ``error``);
 - ``mos_<key>`` (the ``mos`` judge on the continuation alone) and ``speaker_similarity``
   (the ``speaker`` judge: cosine of the prompt's and the continuation's embeddings), when
   the task binds those roles.
@@ -33,7 +37,7 @@ Continuations whose transcript is empty are excluded from every text metric and 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -43,7 +47,7 @@ import numpy as np
 from .. import generation_metrics as gm
 from ..audio import Audio, AudioRef
 from ..errors import ConfigError
-from ..metrics import Metric, ScoreReport, cluster_mean
+from ..metrics import Metric, ScoreReport, cluster_mean, finite_cluster_mean
 from ..options import Opt, Spec
 from .normalizers import NORMALIZERS, get_normalizer
 
@@ -109,6 +113,15 @@ class ContinuationReport:
     info: dict[str, Any]
 
 
+@dataclass
+class ContinuationRows:
+    """What :meth:`GenerationScorer.judge` keeps of one part of the prompts: a row per
+    continuation and per reference utterance (transcripts, judge values), no audio."""
+
+    rows: list[dict[str, Any]]
+    oracle_rows: list[dict[str, Any]]
+
+
 OPTIONS = Spec(
     {
         "normalizer": Opt(
@@ -147,7 +160,7 @@ class GenerationScorer:
 
     name = "continuation"
     inputs = "continuations"
-    roles = ("asr",)  # text_lm, mos and speaker are used when the task binds them
+    roles = ("asr",)  # text_lm, llm, mos and speaker are used when the task binds them
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options = OPTIONS.parse(f"scorer {self.name!r}", options or {})
@@ -164,12 +177,39 @@ class GenerationScorer:
         stats: ExecStats | None = None,
         desc: str | None = None,
     ) -> ContinuationReport:
+        """:meth:`judge` then :meth:`finish` on one part (everything in memory at once)."""
+        part = self.judge(prompts, judged, references, prompt_audio, judges, cache, stats, desc)
+        return self.finish(prompts, [part])
+
+    def judge(
+        self,
+        prompts: Sequence[Prompt],
+        judged: Sequence[Judged],
+        references: Mapping[str, Audio],
+        prompt_audio: Mapping[str, Audio],
+        judges: Mapping[str, Any],
+        cache: ResultCache,
+        stats: ExecStats | None = None,
+        desc: str | None = None,
+    ) -> ContinuationRows:
+        """Run the bound judges on one part of the prompts: rows of transcripts and judge
+        values, no audio (the pipeline judges a few prompts at a time and drops their audio)."""
         ids = [p.doc_id for p in prompts]
         asr = judges["asr"]
-        texts = asr.transcribe(
-            [j.audio for j in judged] + [references[d] for d in ids], stats, cache, desc
+        llm = judges.get("llm")
+        # The LLM judge reads the prompt and the continuation transcribed apart (slamkit:
+        # remove_prompt=True), whatever the other judges hear; in the same batched call (audio
+        # equal to a judged one is transcribed once).
+        extra = (
+            [prompt_audio[d] for d in ids] + [j.continuation for j in judged]
+            if llm is not None
+            else []
         )
-        hyp, ref_hyp = texts[: len(judged)], dict(zip(ids, texts[len(judged) :], strict=True))
+        texts = asr.transcribe(
+            [j.audio for j in judged] + [references[d] for d in ids] + extra, stats, cache, desc
+        )
+        n, k = len(judged), len(ids)
+        hyp, ref_hyp = texts[:n], dict(zip(ids, texts[n : n + k], strict=True))
         rows = [
             {
                 "doc_id": j.doc_id,
@@ -184,11 +224,21 @@ class GenerationScorer:
         lm = judges.get("text_lm")
         if lm is not None:
             _add_nll(lm, rows + oracle_rows, stats, cache, desc)
+        if llm is not None:
+            prompt_text = dict(zip(ids, texts[n + k : n + 2 * k], strict=True))
+            alone = texts[n + 2 * k :]
+            rated = llm.rate([prompt_text[j.doc_id] for j in judged], alone, stats, cache, desc)
+            for r, j, c, res in zip(rows, judged, alone, rated, strict=True):
+                r["prompt_transcript"] = prompt_text[j.doc_id]
+                r["continuation_transcript"] = c
+                r["llm_score"] = res["score"]
+                r["llm_status"] = res["status"]
         mos = judges.get("mos")
         if mos is not None:
             scores = mos.predict([j.continuation for j in judged], stats, cache, desc)
             for r, s in zip(rows, scores, strict=True):
-                r.update({f"mos_{k}": float(v) for k, v in s.items()})
+                # NaN (no value) is written as None: the samples file stays valid JSON.
+                r.update({f"mos_{k}": _finite_or_none(v) for k, v in s.items()})
         spk = judges.get("speaker")
         if spk is not None:
             sims = spk.similarity(
@@ -199,7 +249,15 @@ class GenerationScorer:
                 desc=desc,
             )
             for r, s in zip(rows, sims, strict=True):
-                r["speaker_similarity"] = float(s)
+                r["speaker_similarity"] = _finite_or_none(s)
+        return ContinuationRows(rows, oracle_rows)
+
+    def finish(
+        self, prompts: Sequence[Prompt], parts: Sequence[ContinuationRows]
+    ) -> ContinuationReport:
+        """The metrics over every part's rows (:meth:`aggregate`)."""
+        rows = [r for part in parts for r in part.rows]
+        oracle_rows = [r for part in parts for r in part.oracle_rows]
         return self.aggregate(prompts, rows, oracle_rows)
 
     def _text_fields(self, transcript: str) -> dict[str, Any]:
@@ -218,6 +276,8 @@ class GenerationScorer:
         by_filter: dict[str, ScoreReport] = {}
         excluded: dict[str, int] = {}
         no_signal: dict[str, int] = {}
+        no_value: dict[str, int] = {}
+        llm_status: dict[str, dict[str, int]] = {}
         points: list[gm.TradeoffPoint] = []
         for filt, rs in rows_by_filter(rows).items():
             t = rs[0]["temperature"]
@@ -229,17 +289,27 @@ class GenerationScorer:
             cb = [gm.cont_bleu(conts[d], truth[d]) for d in truth if conts.get(d)]
             if cb:
                 metrics["cont_bleu2"] = Metric(float(np.median(cb)), None, len(cb), True)
+            # NaN: the judge has no value (no signal; a clip too short): excluded, counted.
             for key in sorted({k for r in rs for k in r if k.startswith("mos_")}):
-                metrics[key] = cluster_mean(
-                    [r[key] for r in rs], [r["doc_id"] for r in rs], higher_is_better=True
+                m, no_value[f"{key},{filt}"] = finite_cluster_mean(
+                    [r[key] for r in rs], [r["doc_id"] for r in rs]
                 )
+                if m is not None:
+                    metrics[key] = m
             if any("speaker_similarity" in r for r in rs):
-                # NaN: the judge found no signal in the prompt or the continuation (counted).
-                ok = [r for r in rs if math.isfinite(r["speaker_similarity"])]
-                no_signal[filt] = len(rs) - len(ok)
+                m, no_signal[filt] = finite_cluster_mean(
+                    [r["speaker_similarity"] for r in rs], [r["doc_id"] for r in rs]
+                )
+                if m is not None:
+                    metrics["speaker_similarity"] = m
+            if any("llm_status" in r for r in rs):
+                # Only answers parsed to a score in range count; the rest are counted by
+                # status (never averaged, never dropped unseen; slamkit drops them silently).
+                llm_status[filt] = dict(sorted(Counter(r["llm_status"] for r in rs).items()))
+                ok = [r for r in rs if r["llm_status"] == "ok"]
                 if ok:
-                    metrics["speaker_similarity"] = cluster_mean(
-                        [r["speaker_similarity"] for r in ok], [r["doc_id"] for r in ok]
+                    metrics["llm_score"] = cluster_mean(
+                        [r["llm_score"] for r in ok], [r["doc_id"] for r in ok]
                     )
             by_filter[filt] = ScoreReport(metrics)
             excluded[filt] = sum(bool(r["empty"]) for r in rs)
@@ -255,8 +325,13 @@ class GenerationScorer:
         info = {
             "primary": self.options["primary"],
             "scorer": self.name,
-            "excluded": {"empty_transcript": excluded, "speaker_no_signal": no_signal},
+            "excluded": {
+                "empty_transcript": excluded,
+                "speaker_no_signal": no_signal,
+                **({"mos_no_value": no_value} if any(no_value.values()) else {}),
+            },
             "tradeoff": curve,
+            **({"llm_status": llm_status} if llm_status else {}),
             "normalizer": self.normalizer.identity,
             "texts": {
                 "bleu": "normalised transcript, whitespace split (self-, auto-, cont-BLEU)",
@@ -266,6 +341,11 @@ class GenerationScorer:
             },
         }
         return ContinuationReport(by_filter, rows, info)
+
+
+def _finite_or_none(v: Any) -> float | None:
+    x = float(v)
+    return x if math.isfinite(x) else None
 
 
 def _add_nll(

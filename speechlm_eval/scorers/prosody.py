@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -50,6 +51,16 @@ OPTIONS = Spec(
 )
 
 
+@dataclass
+class ProsodyRows:
+    """What :meth:`ProsodyScorer.judge` keeps of one part of the prompts: a row per
+    continuation with its F0 track, and the prompts' and references' tracks."""
+
+    rows: list[dict[str, Any]]
+    prompt_f0: dict[str, np.ndarray]
+    truth_f0: dict[str, np.ndarray]
+
+
 class ProsodyScorer:
     """The ``prosody`` scorer (see the module docstring). Option: ``primary``."""
 
@@ -71,6 +82,23 @@ class ProsodyScorer:
         stats: ExecStats | None = None,
         desc: str | None = None,
     ) -> ContinuationReport:
+        """:meth:`judge` then :meth:`finish` on one part (everything in memory at once)."""
+        part = self.judge(prompts, judged, references, prompt_audio, judges, cache, stats, desc)
+        return self.finish(prompts, [part])
+
+    def judge(
+        self,
+        prompts: Sequence[Prompt],
+        judged: Sequence[Judged],
+        references: Mapping[str, Audio],
+        prompt_audio: Mapping[str, Audio],
+        judges: Mapping[str, Any],
+        cache: ResultCache,
+        stats: ExecStats | None = None,
+        desc: str | None = None,
+    ) -> ProsodyRows:
+        """F0 tracks of one part's prompts, references and continuations (no audio kept:
+        a track is 1/40 of its audio's size at 5 ms frames)."""
         ids = [p.doc_id for p in prompts]
         audios = (
             [prompt_audio[d] for d in ids]
@@ -79,8 +107,6 @@ class ProsodyScorer:
         )
         tracks = [np.asarray(t.hz) for t in judges["pitch"].f0(audios, stats, cache, desc)]
         n = len(ids)
-        prompt_f0 = dict(zip(ids, tracks[:n], strict=True))
-        truth_f0 = dict(zip(ids, tracks[n : 2 * n], strict=True))
         rows = [
             {
                 "doc_id": j.doc_id,
@@ -91,7 +117,20 @@ class ProsodyScorer:
             }
             for j, f0 in zip(judged, tracks[2 * n :], strict=True)
         ]
-        return self.aggregate(prompts, rows, prompt_f0, truth_f0)
+        return ProsodyRows(
+            rows,
+            dict(zip(ids, tracks[:n], strict=True)),
+            dict(zip(ids, tracks[n : 2 * n], strict=True)),
+        )
+
+    def finish(self, prompts: Sequence[Prompt], parts: Sequence[ProsodyRows]) -> ContinuationReport:
+        """The metrics over every part (:meth:`aggregate`)."""
+        return self.aggregate(
+            prompts,
+            [r for part in parts for r in part.rows],
+            {d: t for part in parts for d, t in part.prompt_f0.items()},
+            {d: t for part in parts for d, t in part.truth_f0.items()},
+        )
 
     def aggregate(
         self,

@@ -22,7 +22,9 @@ from ..voices import SAMPLE_RATE
 from .asr import CHAPTER_SIZE, Frame, _rel, fill, transcript, write_split
 
 OUT = "continuation/dev-clean"
-TEXTS = {"tiny": 4, "small": 40, "full": 200}
+# small: 18 prompts, sized so that the generation tasks (10 samples x 3 temperatures per
+# prompt, each transcribed) run in about 20 min for gslm-mini on 2 cores (README "Built-in").
+TEXTS = {"tiny": 4, "small": 6, "full": 200}
 VOICES = {"tiny": 2, "small": 3, "full": 3}  # how many voices of the pool (in pool order)
 FIRST_CHAPTER = 51  # chapter ids <speaker>51, <speaker>52, ... (the asr subset's start at 01)
 MIN_SECONDS, MAX_SECONDS = 6.0, 12.0  # every voice's reading of a text lies in this range

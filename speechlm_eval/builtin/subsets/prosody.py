@@ -20,7 +20,8 @@ from ..synth import Utterance
 from ..voices import SAMPLE_RATE
 
 OUT = "prosody/dev"
-ITEMS = {"tiny": 4, "small": 100, "full": 400}
+# small: 18 prompts x 20 samples (prosody_pgslm), sized as the continuation subset (2 cores).
+ITEMS = {"tiny": 4, "small": 18, "full": 400}
 VOICES = {"tiny": 2, "small": 3, "full": 3}  # how many voices of the pool (in pool order)
 FRAME_RATE = 100  # F0 frames per second
 HOP = SAMPLE_RATE // FRAME_RATE
