@@ -4,8 +4,8 @@
 
 Usage::
 
-    python benchmarks/asr_judge.py [--data DIR] [--n N] [--batch-size B] [--beam-size K]
-                                   [--repeats R] [--vad]
+    python benchmarks/asr_judge.py [--data DIR] [--split SUB] [--n N] [--batch-size B]
+                                   [--beam-size K] [--repeats R] [--vad]
 
 - Data: the built-in ``asr`` subset (LibriSpeech layout) under ``--data`` (default: the
   built-in suite's folder; build it with ``slm-eval data build --subsets asr``), read with
@@ -44,7 +44,12 @@ from speechlm_eval.readers.transcribed import read_librispeech
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, default=None, help="folder holding librispeech/dev-clean")
+    ap.add_argument("--data", type=Path, default=None, help="built-in suite folder")
+    ap.add_argument(
+        "--split",
+        default="librispeech/dev-clean",
+        help="LibriSpeech-layout folder under --data (continuation/dev-clean: 6-12 s stories)",
+    )
     ap.add_argument("--n", type=int, default=48, help="utterances (default 48)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--beam-size", type=int, default=5)
@@ -53,7 +58,7 @@ def main() -> int:
     args = ap.parse_args()
 
     base = args.data or default_root()
-    split = base / "librispeech" / "dev-clean"
+    split = base / args.split
     if not split.is_dir():
         print(f"no ASR data in {split}; run: slm-eval data build --subsets asr", file=sys.stderr)
         return 2

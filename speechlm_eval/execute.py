@@ -23,6 +23,7 @@ from .model import (
     LoglikelihoodRequest,
     LoglikelihoodResult,
     ProsodyStreams,
+    ProsodyStreamsError,
     RespondRequest,
     RespondResult,
     ResynthesizeRequest,
@@ -265,7 +266,25 @@ class Capability:
     load: Callable[[str, Any], Any]
 
     def job(self, model: SpeechLM, mkey: str) -> Job:
-        return Job(self.name, mkey, self.call, model.sample_rate, self.store, self.load)
+        """The job of this capability of ``model`` (cache namespace ``mkey``, its
+        :func:`model_key`), keyed also by what the model says this method's outputs depend
+        on beyond it (:meth:`SpeechLM.method_identity`; the same key when it says nothing)."""
+        key = method_key(model, mkey, self.name)
+        return Job(self.name, key, self.call, model.sample_rate, self.store, self.load)
+
+
+def method_key(model: SpeechLM, mkey: str, method: str) -> str:
+    """``mkey``, or with the model's :meth:`~SpeechLM.method_identity` of ``method`` when it
+    has one: a digest of both (so only that method's cached outputs change with it)."""
+    get = getattr(model, "method_identity", None)  # a plugin need not subclass SpeechLM
+    extra = get(method) if get is not None else {}
+    if not extra:
+        return mkey
+    if not isinstance(extra, dict):
+        raise PluginError(
+            f"method_identity({method!r}) returned {type(extra).__name__}; expected a dict"
+        )
+    return digest({"model": mkey, "method": method, "depends_on": extra})
 
 
 def run_requests(
@@ -461,7 +480,34 @@ def _check_streams(s: Any, where: str) -> ProsodyStreams:
         raise PluginError(
             f"{where} is {type(s).__name__}; expected speechlm_eval.model.ProsodyStreams"
         )
+    try:  # validated again: its arrays may have been changed in place since it was built
+        ProsodyStreams(
+            s.units,
+            s.durations,
+            s.f0,
+            s.unit_frame_rate,
+            s.f0_kind,
+            s.f0_bin_edges,
+            s.f0_source,
+        )
+    except ProsodyStreamsError as e:
+        raise PluginError(f"{where}: malformed ProsodyStreams ({e})") from e
     return s
+
+
+def _streams_call(method: str, keys: Sequence[str], fn: Callable[[], list[Any]]) -> list[Any]:
+    """``fn()`` (the model's ``method`` on a batch of requests), a :class:`ProsodyStreams` it
+    builds malformed (a ``ValueError`` from the model's side) reported as the model's fault: a
+    PluginError naming the method and the batch's request keys."""
+    try:
+        return fn()
+    except ProsodyStreamsError as e:
+        shown = ", ".join(repr(k) for k in keys[:3])
+        more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
+        which = f"request {shown}" if len(keys) == 1 else f"one of requests {shown}{more}"
+        raise PluginError(
+            f"{method} ({which}): the model built a malformed ProsodyStreams ({e})"
+        ) from e
 
 
 def _needs_extra(model: SpeechLM, extra: str, method: str) -> None:
@@ -486,7 +532,8 @@ def continue_prosody_capability(model: SpeechLM, blobs: BlobStore) -> Capability
                     f"continue_prosody({req.key!r}): prosody streams are defined for "
                     f"speech->speech continuations, got {req.direction}"
                 )
-        return model.continue_prosody(requests)
+        keys = [r.key for r in requests]
+        return _streams_call("continue_prosody", keys, lambda: model.continue_prosody(requests))
 
     def store(key: str, req: ContinueRequest, r: Any) -> dict[str, Any]:
         if not isinstance(r, list) or len(r) != req.num_samples:
@@ -527,7 +574,9 @@ def prosody_streams_capability(model: SpeechLM, blobs: BlobStore) -> Capability:
 
     def call(requests: list[EncodeRequest]) -> list[Any]:
         _needs_extra(model, "prosody_streams", "prosody_streams")
-        return model.prosody_streams([r.audio for r in requests])
+        keys = [r.key for r in requests]
+        audios = [r.audio for r in requests]
+        return _streams_call("prosody_streams", keys, lambda: model.prosody_streams(audios))
 
     def store(key: str, req: EncodeRequest, r: Any) -> dict[str, Any]:
         s = _check_streams(r, f"prosody_streams({req.key!r})")

@@ -191,6 +191,12 @@ class ContinueRequest:
 F0_KINDS: tuple[str, ...] = ("hz", "bins")
 
 
+class ProsodyStreamsError(ValueError):
+    """A malformed :class:`ProsodyStreams` (the message names the field). The executor reports
+    one a model built as a :class:`~speechlm_eval.errors.PluginError` naming the model method
+    and the request."""
+
+
 @dataclass(frozen=True, eq=False)
 class ProsodyStreams:
     """A model's prosody streams of one utterance (pGSLM's representation): one entry per
@@ -211,7 +217,8 @@ class ProsodyStreams:
       "pyworld dio+stonemask 5 ms"), recorded in the results.
 
     Arrays are copied to numpy (``units``/``durations`` int64, ``f0`` float64) and checked
-    here: a malformed stream is a ``ValueError`` naming the field. An empty stream (n = 0:
+    here: a malformed stream is a :class:`ProsodyStreamsError` (a ``ValueError``) naming the
+    field. An empty stream (n = 0:
     nothing generated) is valid; scorers count it as excluded.
     """
 
@@ -228,62 +235,76 @@ class ProsodyStreams:
             try:
                 a = np.array(value)
             except (TypeError, ValueError) as e:
-                raise ValueError(f"prosody streams: {name}: not an array ({e})") from None
+                raise ProsodyStreamsError(f"prosody streams: {name}: not an array ({e})") from None
             if a.ndim != 1:
-                raise ValueError(f"prosody streams: {name}: expected a 1-D array, got {a.shape}")
+                raise ProsodyStreamsError(
+                    f"prosody streams: {name}: expected a 1-D array, got {a.shape}"
+                )
             if a.size and a.dtype.kind not in "iuf":
-                raise ValueError(f"prosody streams: {name}: expected numbers, got {a.dtype}")
+                raise ProsodyStreamsError(
+                    f"prosody streams: {name}: expected numbers, got {a.dtype}"
+                )
             if a.size and not np.all(np.isfinite(a.astype(np.float64))):
-                raise ValueError(f"prosody streams: {name}: contains NaN or infinite values")
+                raise ProsodyStreamsError(
+                    f"prosody streams: {name}: contains NaN or infinite values"
+                )
             return a
 
         def whole(name: str, a: np.ndarray) -> np.ndarray:
             if a.size and not np.all(a == np.round(a)):
-                raise ValueError(f"prosody streams: {name}: expected whole numbers")
+                raise ProsodyStreamsError(f"prosody streams: {name}: expected whole numbers")
             return a.astype(np.int64)
 
         units = whole("units", arr("units", self.units))
         durations = whole("durations", arr("durations", self.durations))
         f0 = arr("f0", self.f0).astype(np.float64)
         if not (units.size == durations.size == f0.size):
-            raise ValueError(
+            raise ProsodyStreamsError(
                 f"prosody streams: units, durations and f0 must have one entry per segment, "
                 f"got {units.size}, {durations.size} and {f0.size}"
             )
         if durations.size and durations.min() < 1:
-            raise ValueError(
+            raise ProsodyStreamsError(
                 f"prosody streams: durations must be >= 1 unit frame, got {durations.min()}"
             )
         if f0.size and f0.min() < 0:
-            raise ValueError(f"prosody streams: f0 must be >= 0 (0 = unvoiced), got {f0.min()}")
+            raise ProsodyStreamsError(
+                f"prosody streams: f0 must be >= 0 (0 = unvoiced), got {f0.min()}"
+            )
         rate = self.unit_frame_rate
         if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)):
-            raise ValueError(f"prosody streams: unit_frame_rate must be a number, got {rate!r}")
+            raise ProsodyStreamsError(
+                f"prosody streams: unit_frame_rate must be a number, got {rate!r}"
+            )
         if not (np.isfinite(rate) and rate > 0):
-            raise ValueError(f"prosody streams: unit_frame_rate must be > 0, got {rate!r}")
+            raise ProsodyStreamsError(f"prosody streams: unit_frame_rate must be > 0, got {rate!r}")
         if self.f0_kind not in F0_KINDS:
-            raise ValueError(
+            raise ProsodyStreamsError(
                 f"prosody streams: f0_kind must be one of {', '.join(F0_KINDS)}, "
                 f"got {self.f0_kind!r}"
             )
         edges = self.f0_bin_edges
         if self.f0_kind == "hz":
             if edges is not None:
-                raise ValueError("prosody streams: f0_bin_edges are given only with f0_kind='bins'")
+                raise ProsodyStreamsError(
+                    "prosody streams: f0_bin_edges are given only with f0_kind='bins'"
+                )
         else:
             if edges is None:
-                raise ValueError("prosody streams: f0_kind='bins' needs f0_bin_edges")
+                raise ProsodyStreamsError("prosody streams: f0_kind='bins' needs f0_bin_edges")
             e = arr("f0_bin_edges", edges).astype(np.float64)
             if e.size == 0 or np.any(np.diff(e) < 0):
-                raise ValueError("prosody streams: f0_bin_edges must be non-empty, non-decreasing")
+                raise ProsodyStreamsError(
+                    "prosody streams: f0_bin_edges must be non-empty, non-decreasing"
+                )
             f0 = whole("f0 (bin indices)", f0).astype(np.float64)
             if f0.size and f0.max() > e.size:
-                raise ValueError(
+                raise ProsodyStreamsError(
                     f"prosody streams: f0 bin indices must lie in 0..{e.size}, got {f0.max():g}"
                 )
             object.__setattr__(self, "f0_bin_edges", tuple(float(x) for x in e))
         if not isinstance(self.f0_source, str):
-            raise ValueError("prosody streams: f0_source must be a str")
+            raise ProsodyStreamsError("prosody streams: f0_source must be a str")
         object.__setattr__(self, "units", units)
         object.__setattr__(self, "durations", durations)
         object.__setattr__(self, "f0", f0)
@@ -386,6 +407,17 @@ class SpeechLM:
         """Exact identity of the model (class, arguments, weight hashes); JSON-serialisable."""
         cls = type(self)
         return {"class": f"{cls.__module__}.{cls.__qualname__}", "args": _jsonable(self.model_args)}
+
+    def method_identity(self, method: str) -> dict[str, Any]:
+        """What, beyond :meth:`identity` and the plugin's code identity, the outputs of one
+        method depend on (``method``: a capability's job name, e.g. ``continue_prosody``,
+        ``prosody_streams``), JSON-serialisable; ``{}`` (the default): nothing more.
+
+        For code outside the plugin's folder that the method's outputs are computed with (the
+        code identity hashes the plugin's own sources only), e.g. the SHA-256 of a core
+        harness module it calls. It keys that method's cached outputs only, so a change there
+        leaves the model's other cached outputs valid (:meth:`identity` keys them all)."""
+        return {}
 
     @property
     def dtype(self) -> str:

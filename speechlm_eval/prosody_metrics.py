@@ -73,6 +73,7 @@ __all__ = [
     "duration_correlation",
     "f0_bin_edges",
     "f0_correlation",
+    "interpolated_span",
     "min_mae",
     "normalise_log_f0",
     "pooled_std",
@@ -290,6 +291,20 @@ def normalise_log_f0(
     return out
 
 
+def interpolated_span(values: ArrayLike) -> np.ndarray:
+    """Which segments :func:`normalise_log_f0` (``interpolate=True``) gives an F0 value: the
+    voiced (non-zero) ones and the unvoiced ones it interpolates between them, i.e. every
+    segment from the first voiced one to the last; all False when none is voiced. A boolean
+    mask, the "voiced" set of an F0 stream in Hz after interpolation (its normalised values
+    may be 0.0: an F0 at the speaker mean)."""
+    x = _f0_vector(values, "values")
+    voiced = np.flatnonzero(x != 0)
+    idx = np.arange(x.size)
+    if voiced.size == 0:
+        return np.zeros(x.size, dtype=bool)
+    return (idx >= voiced[0]) & (idx <= voiced[-1])
+
+
 def _edges(edges: ArrayLike) -> np.ndarray:
     e = _vector(edges, "edges")
     if e.size == 0:
@@ -465,7 +480,11 @@ def _stream_correlation(
 
 
 def f0_correlation(
-    prompt_f0: Sequence[ArrayLike], continuation_f0: Sequence[Sequence[ArrayLike]]
+    prompt_f0: Sequence[ArrayLike],
+    continuation_f0: Sequence[Sequence[ArrayLike]],
+    *,
+    prompt_voiced: Sequence[ArrayLike] | None = None,
+    continuation_voiced: Sequence[Sequence[ArrayLike]] | None = None,
 ) -> dict[str, Any]:
     """pGSLM's "F0 corr" from stream values: ``prompt_f0[i]`` the ground-truth prefix F0 stream of
     prompt i, ``continuation_f0[i]`` its samples' generated continuation F0 streams (dequantised
@@ -474,8 +493,41 @@ def f0_correlation(
     prefix value (pGSLM would get NaN) or no sample left contributes no pair
     (``excluded_prompts``). Returns ``{"r", "n_pairs", "n_prompts", "excluded_prompts",
     "excluded_samples"}``; ``r`` is ``None`` with fewer than 2 pairs, NaN if a side is constant.
+
+    ``prompt_voiced`` / ``continuation_voiced`` (both or neither; boolean masks shaped as the
+    values): the voiced positions, given explicitly; means are then over those positions
+    instead of the non-zero ones (a dequantised F0 bin may be exactly 0.0, the speaker mean,
+    and is voiced); "no non-zero value" above reads "no voiced value".
     """
-    return _stream_correlation(prompt_f0, continuation_f0, exclude_zeros=True)
+    if prompt_voiced is None and continuation_voiced is None:
+        return _stream_correlation(prompt_f0, continuation_f0, exclude_zeros=True)
+    if prompt_voiced is None or continuation_voiced is None:
+        raise ValueError("f0_correlation: give both prompt_voiced and continuation_voiced")
+    if len(prompt_voiced) != len(prompt_f0) or len(continuation_voiced) != len(continuation_f0):
+        raise ValueError("f0_correlation: one voiced mask per prompt and per sample")
+    prompts = [
+        _voiced_values(v, m, f"prompt_f0[{i}]")
+        for i, (v, m) in enumerate(zip(prompt_f0, prompt_voiced, strict=True))
+    ]
+    conts = []
+    for i, (vs, ms) in enumerate(zip(continuation_f0, continuation_voiced, strict=True)):
+        if len(vs) != len(ms):
+            raise ValueError(f"continuation_voiced[{i}]: {len(ms)} masks for {len(vs)} samples")
+        conts.append(
+            [
+                _voiced_values(v, m, f"continuation_f0[{i}][{j}]")
+                for j, (v, m) in enumerate(zip(vs, ms, strict=True))
+            ]
+        )
+    return _stream_correlation(prompts, conts, exclude_zeros=False)
+
+
+def _voiced_values(values: ArrayLike, voiced: ArrayLike, what: str) -> np.ndarray:
+    x = _vector(values, what)
+    m = np.asarray(voiced)
+    if m.shape != x.shape or (m.size and m.dtype != bool):
+        raise ValueError(f"{what}: expected a boolean voiced mask of shape {x.shape}")
+    return x[m.astype(bool)]
 
 
 def duration_correlation(

@@ -216,6 +216,7 @@ class Evaluation:
         if self.sizer.auto:  # the size 'auto' settled on (run-dependent: depends on free memory)
             run.runtime["auto_batch_size"] = self.sizer.size
         self.cache.close()
+        self.blobs.close()  # a --no_cache run's temporary folder (no-op with a cache)
         dist = distributed.current()
         run.runtime["world_size"] = dist.world_size
         self.result = run

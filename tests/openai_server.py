@@ -25,7 +25,8 @@ Faults are chosen per request by tokens in its text, ``[fault:SPEC]``, where SPE
 - ``latency=S``: answer after S seconds; ``slowxN=S``: the first N attempts take S seconds
 - ``500xN``, ``503xN``: that status (JSON error body)
 - ``429xN`` with ``retry_after=S``: 429 with a ``Retry-After: S`` header
-- ``400``: a non-retryable error; ``echokey``: a 401 whose message quotes the bearer key
+- ``400``, ``403``, ``404``: non-retryable errors; ``echokey``: a 401 whose message quotes the
+  bearer key
 - ``badjson``: status 200, a body cut in the middle of the JSON
 - ``nochoices``: status 200, valid JSON without ``choices``
 - ``truncaudio``: the answer's WAV cut to half (valid base64); ``badb64``: base64 cut mid-group
@@ -225,6 +226,9 @@ class OpenAIServer:
             return _error(429, "rate limited", headers={"Retry-After": str(wait)})
         if active("400"):
             return _error(400, "injected: unsupported parameter 'foo'")
+        for code in (403, 404):
+            if active(str(code)):
+                return _error(code, f"injected {code}")
         if active("echokey"):
             got = request.headers.get("Authorization", "")
             return _error(401, f"Incorrect API key provided: {got.removeprefix('Bearer ')}")

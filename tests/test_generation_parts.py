@@ -167,11 +167,22 @@ class HashSpeaker:
 
 
 def llm_result(prompt: str, continuation: str) -> dict:
-    """The stand-in LLM judge's answer for a pair: every status occurs."""
+    """The stand-in LLM judge's result for a pair, with the real judge's fields: every status
+    occurs, and two server fingerprints."""
     k = _h(prompt, continuation)
     status = ("ok", "ok", "unparsed", "out_of_range", "error", "ok")[k % 6]
-    score = float(1 + (k // 6) % 5) if status == "ok" else None
-    return {"score": score, "status": status, "value": None, "raw": None, "error": None}
+    value = {"ok": 1 + (k // 6) % 5, "out_of_range": 6 + (k // 6) % 3}.get(status)
+    answered = status != "error"
+    return {
+        "score": float(value) if status == "ok" and value is not None else None,
+        "status": status,
+        "value": value,
+        "raw": f"answer {k}" if answered else None,
+        "error": None if answered else f"error {k}",
+        "finish_reason": "stop" if answered else None,
+        "model": "stand-in-llm" if answered else None,
+        "system_fingerprint": f"fp_{k % 2}" if answered else None,
+    }
 
 
 class HashLLM:
@@ -313,7 +324,8 @@ def test_no_cache_blob_store_spills_to_a_temporary_folder(tmp_path, monkeypatch)
     # the folder goes with the store
     alive = weakref.ref(store)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)  # no warning is expected; ignored all the same
+        # no warning is expected; ignored all the same
+        warnings.simplefilter("ignore", ResourceWarning)
         del store
         gc.collect()
     assert alive() is None and not spill.exists()
@@ -587,18 +599,35 @@ class TableASR:
 
 
 class TableLLM:
+    """Results with the real judge's fields, from a table: continuation transcript -> (status,
+    parsed value); the answering server's fingerprint is ``fp_<doc>`` (the transcript's second
+    word)."""
+
     available = True
 
-    def __init__(self, answers: dict[str, tuple[str, float | None]]):
-        self.answers = answers  # continuation transcript -> (status, score)
+    def __init__(self, answers: dict[str, tuple[str, int | None]]):
+        self.answers = answers
         self.calls: list[tuple[list[str], list[str]]] = []
 
     def rate(self, prompts, continuations, stats=None, cache=None, desc=None):
         self.calls.append((list(prompts), list(continuations)))
-        return [
-            {"score": self.answers[c][1], "status": self.answers[c][0], "raw": "..."}
-            for c in continuations
-        ]
+        out = []
+        for c in continuations:
+            status, value = self.answers[c]
+            answered = status != "error"
+            out.append(
+                {
+                    "score": float(value) if status == "ok" and value is not None else None,
+                    "status": status,
+                    "value": value,
+                    "raw": f"raw of {c}" if answered else None,
+                    "error": None if answered else "boom",
+                    "finish_reason": "stop" if answered else None,
+                    "model": "m" if answered else None,
+                    "system_fingerprint": f"fp_{c.split()[1]}" if answered else None,
+                }
+            )
+        return out
 
 
 def _scorer_case(items, prompt_texts=("first words", "other words")):
@@ -622,16 +651,16 @@ def _scorer_case(items, prompt_texts=("first words", "other words")):
 
 
 def test_llm_role_means_ok_answers_and_counts_every_status():
-    answers = {  # (doc, temperature, sample) -> (status, score)
-        ("p1", 1.0, 0): ("ok", 4.0),
-        ("p1", 1.0, 1): ("ok", 2.0),
+    answers = {  # (doc, temperature, sample) -> (status, parsed value)
+        ("p1", 1.0, 0): ("ok", 4),
+        ("p1", 1.0, 1): ("ok", 2),
         ("p1", 1.0, 2): ("unparsed", None),
-        ("p2", 1.0, 0): ("ok", 5.0),
+        ("p2", 1.0, 0): ("ok", 5),
         ("p2", 1.0, 1): ("error", None),
-        ("p1", 0.5, 0): ("out_of_range", 7.0),  # a value, but not a score: left out
-        ("p1", 0.5, 1): ("ok", 3.0),
-        ("p2", 0.5, 0): ("ok", 1.0),
-        ("p2", 0.5, 1): ("ok", 2.0),
+        ("p1", 0.5, 0): ("out_of_range", 7),  # a value, but not a score: left out
+        ("p1", 0.5, 1): ("ok", 3),
+        ("p2", 0.5, 0): ("ok", 1),
+        ("p2", 0.5, 1): ("ok", 2),
         ("p1", None, 0): ("error", None),
         ("p2", None, 0): ("unparsed", None),
     }
@@ -657,10 +686,18 @@ def test_llm_role_means_ok_answers_and_counts_every_status():
     (call,) = llm.calls
     assert call[0] == ["first words" if j.doc_id == "p1" else "other words" for j in judged]
     assert call[1] == [f"c{n} {j.doc_id} words" for n, j in enumerate(judged)]
-    for r, j in zip(rep.per_item, judged, strict=True):
-        st, score = answers[(j.doc_id, j.temperature, j.sample)]
-        assert (r["llm_status"], r["llm_score"]) == (st, score)
+    for r, j, c in zip(rep.per_item, judged, call[1], strict=True):
+        st, value = answers[(j.doc_id, j.temperature, j.sample)]
+        assert (r["llm_status"], r["llm_value"]) == (st, value)
+        assert r["llm_score"] == (float(value) if st == "ok" else None)
         assert r["prompt_transcript"] == ("first words" if j.doc_id == "p1" else "other words")
+        # the judge's answer, kept for audit
+        answered = st != "error"
+        assert r["llm_raw"] == (f"raw of {c}" if answered else None)
+        assert r["llm_error"] == (None if answered else "boom")
+        assert r["llm_finish_reason"] == ("stop" if answered else None)
+        assert r["llm_model"] == ("m" if answered else None)
+        assert r["llm_system_fingerprint"] == (f"fp_{j.doc_id}" if answered else None)
     m1 = rep.by_filter["t=1"].metrics["llm_score"]
     # t=1: ok 4, 2 (p1) and 5 (p2): mean 11/3; residual sums -4/3, 4/3: sqrt(2 * 32/9) / 3
     assert m1.value == pytest.approx(11 / 3, rel=1e-12) and m1.n == 3
@@ -672,14 +709,65 @@ def test_llm_role_means_ok_answers_and_counts_every_status():
     m05 = rep.by_filter["t=0.5"].metrics["llm_score"]
     assert (m05.value, m05.n) == (2.0, 3) and m05.stderr == pytest.approx(2 / 3, rel=1e-12)
     assert m05.stderr == pytest.approx(cr1_se([3, 1, 2], ["p1", "p2", "p2"]), rel=1e-12)
+    # slamkit's mean: every parsed integer, the out-of-range 7 too. t=1 has none out of range:
+    # the same as llm_score. t=0.5: 7 and 3 (p1), 1 and 2 (p2): 13/4; residual sums 3.5 and
+    # -3.5: sqrt(2 * 24.5 / 16) = 7/4
+    s1 = rep.by_filter["t=1"].metrics["llm_score_slamkit"]
+    assert (s1.value, s1.stderr, s1.n) == (m1.value, m1.stderr, 3)
+    s05 = rep.by_filter["t=0.5"].metrics["llm_score_slamkit"]
+    assert (s05.value, s05.n, s05.higher_is_better) == (3.25, 4, True)
+    assert s05.stderr == pytest.approx(7 / 4, rel=1e-12)
+    assert s05.stderr == pytest.approx(cr1_se([7, 3, 1, 2], ["p1", "p1", "p2", "p2"]), rel=1e-12)
     # the baseline: no ok answer, no score; counted all the same
     assert "llm_score" not in rep.by_filter["repeat_prompt"].metrics
+    assert "llm_score_slamkit" not in rep.by_filter["repeat_prompt"].metrics
     assert rep.info["llm_status"] == {
         "t=0.5": {"ok": 3, "out_of_range": 1},
         "t=1": {"error": 1, "ok": 3, "unparsed": 1},
         "repeat_prompt": {"error": 1, "unparsed": 1},
     }
+    # rows answered, by (served model, fingerprint): p1 3 + 2, p2 1 + 2 + 1 (errors: none)
+    assert rep.info["llm_served"] == [
+        {"model": "m", "system_fingerprint": "fp_p1", "rows": 5},
+        {"model": "m", "system_fingerprint": "fp_p2", "rows": 4},
+    ]
     assert "llm_score" not in rep.by_filter["oracle"].metrics
+
+
+def test_llm_never_rates_an_empty_continuation_transcript():
+    items = [("p1", 1.0, 0), ("p1", 1.0, 1), ("p2", 1.0, 0), ("p2", 1.0, 1), ("p1", 0.5, 0)]
+    prompts, judged, refs, prompt_audio, asr = _scorer_case(items)
+    # c1: nothing heard; c2: only what the normaliser removes; c3: the judges hear words (the
+    # prompt, say) but the continuation alone is a filler; c4: nothing at t=0.5
+    texts = ["c0 p1 words", "", "uh um", "the cat sat", ""]
+    for j, t in zip(judged, texts, strict=True):
+        asr.table[j.audio.content_hash()] = t
+    alone = _clip(0.9)
+    asr.table[alone.content_hash()] = "hmm"
+    judged[3] = Judged("p2", 1.0, 1, alone, judged[3].audio)
+    llm = TableLLM({"c0 p1 words": ("ok", 4)})
+    sc = GenerationScorer({})
+    rep = sc.score_continuations(
+        prompts, judged, refs, prompt_audio, {"asr": asr, "llm": llm}, ResultCache(None)
+    )
+    # only the pair with words was sent; t=0.5 had nothing to send: no call for it
+    assert llm.calls == [(["first words"], ["c0 p1 words"])]
+    rows = rep.per_item
+    assert [r["llm_status"] for r in rows] == ["ok"] + ["empty_transcript"] * 4
+    assert [r["continuation_transcript"] for r in rows] == ["c0 p1 words", "", "uh um", "hmm", ""]
+    for r in rows[1:]:
+        assert all(r[k] is None for k in ("llm_score", "llm_value", "llm_raw", "llm_model"))
+    assert rep.info["llm_status"] == {
+        "t=0.5": {"empty_transcript": 1},
+        "t=1": {"empty_transcript": 3, "ok": 1},
+    }
+    m = rep.by_filter["t=1"].metrics["llm_score"]
+    assert (m.value, m.n) == (4.0, 1)  # never averaged in
+    assert rep.by_filter["t=1"].metrics["llm_score_slamkit"].n == 1
+    assert "llm_score" not in rep.by_filter["t=0.5"].metrics
+    # the text metrics' own exclusion: rows whose heard transcript is empty (c1, c2, c4)
+    assert rep.info["excluded"]["empty_transcript"] == {"t=0.5": 1, "t=1": 2, "oracle": 0}
+    assert rep.info["llm_served"] == [{"model": "m", "system_fingerprint": "fp_p1", "rows": 1}]
 
 
 def test_without_the_llm_role_nothing_of_it_appears():
@@ -890,6 +978,12 @@ def test_real_llm_judge_through_the_runner(runner_env, tmp_path):
         want, score = _llm_status(row["transcript"])
         assert (row["llm_status"], row["llm_score"]) == (want, score)
         statuses.add(want)
+        # the answer as the server gave it, and who answered
+        assert row["llm_raw"] == _llm_answer(row["transcript"]) and row["llm_error"] is None
+        assert (row["llm_model"], row["llm_system_fingerprint"]) == (served, "fp_test")
+        assert row["llm_finish_reason"] == "stop"
+        k = sum(w in ("the", "cat") for w in row["transcript"].split())
+        assert row["llm_value"] == (None if k == 3 else k)
         # each pair was sent as the rubric with both transcripts in place
         assert render(SLAMKIT_RUBRIC, row["prompt_transcript"], row["transcript"]) in sent
         assert (out / row["continuation_audio"]).is_file()
@@ -906,7 +1000,33 @@ def test_real_llm_judge_through_the_runner(runner_env, tmp_path):
         se = cr1_se(vals, [row["doc_id"] for row in ok])
         got = r[f"llm_score_stderr,{f}"]
         assert got == "N/A" if se is None else got == pytest.approx(se, rel=1e-12)
+        parsed = [row["llm_value"] for row in fr if row["llm_value"] is not None]
+        assert r[f"llm_score_slamkit,{f}"] == pytest.approx(sum(parsed) / len(parsed), rel=1e-12)
     assert statuses == {"ok", "unparsed", "out_of_range"}, statuses
+    assert sc["llm_served"] == [
+        {"model": served, "system_fingerprint": "fp_test", "rows": len(rows)}
+    ]
+
+
+def test_a_refusing_llm_endpoint_stops_the_run_with_a_configuration_error(runner_env, tmp_path):
+    pytest.importorskip("httpx")
+    from openai_server import OpenAIServer
+
+    from speechlm_eval.errors import ConfigError
+
+    with OpenAIServer("script", served="judge-model", script=lambda _t: "\\boxed{3}") as srv:
+        opts = RunOptions(
+            tasks="gp_llm",
+            data_dir=str(runner_env.data),
+            include_path=[str(runner_env.tasks)],
+            no_cache=True,
+            output_path=str(tmp_path / "out"),
+            judges=[f"llm=llm-judge,base_url={srv.url},model=not-served,max_concurrency=1"],
+        )
+        with pytest.raises(ConfigError) as e:
+            evaluate("noise-lm", {}, opts, model=NoiseLM())
+    assert "HTTP 400" in str(e.value) and "The model `not-served` does not exist" in str(e.value)
+    assert srv.answered == []
 
 
 # --- 7. MOS and speaker NaN: excluded and counted ------------------------------------------------
@@ -972,7 +1092,7 @@ def test_continuation_scorer_excludes_and_counts_mos_and_speaker_nan():
         "mos_sig,t=1": 0,
     }
     assert ex["speaker_no_signal"] == {"t=0.5": 2, "t=1": 1}
-    # no value missing: no mos_no_value record
+    # no value missing: the record is there (the role was bound), every count zero
     items_ok = {k: (1.0, 2.0, 0.3) for k in items}
     prompts, judged, refs, prompt_audio, asr = _scorer_case(list(items_ok))
     mos = TableMOS({j.continuation.content_hash(): {"ovrl": 1.0} for j in judged})
@@ -985,7 +1105,7 @@ def test_continuation_scorer_excludes_and_counts_mos_and_speaker_nan():
         {"asr": asr, "mos": mos, "speaker": spk},
         ResultCache(None),
     )
-    assert "mos_no_value" not in rep.info["excluded"]
+    assert rep.info["excluded"]["mos_no_value"] == {"mos_ovrl,t=0.5": 0, "mos_ovrl,t=1": 0}
     assert rep.info["excluded"]["speaker_no_signal"] == {"t=0.5": 0, "t=1": 0}
 
 

@@ -3,16 +3,20 @@ server on 127.0.0.1 (tests/openai_server.py, backend ``script``: answers scripte
 
 The parser is checked on hand-worked answers and against a second formulation written here (a
 scan, no regex) on random strings; the requests are checked as the server received them
-(pinned model, seed, temperature 0, the rubric with both transcripts in place); caching,
-error accounting (never cached), the unconfigured judge and ordered concurrent requests are
-checked through the judge's public ``rate``. Until pyproject names the judge, the tests that
-load it by name register it in the judge registry themselves.
+(pinned model, seed, temperature 0, the rubric with both transcripts in place); caching (the
+raw answer, keyed by what the endpoint saw, parsed on read), error accounting (never cached),
+refused requests (a configuration error that stops the run), the unconfigured judge and
+ordered concurrent requests are checked through the judge's public ``rate``. Until pyproject
+names the judge, the tests that load it by name register it in the judge registry themselves.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 import random
+import sqlite3
 import time
 import unicodedata
 from types import SimpleNamespace
@@ -24,7 +28,9 @@ from speechlm_eval import registry
 from speechlm_eval.cache import ResultCache
 from speechlm_eval.errors import ConfigError
 from speechlm_eval.execute import ExecStats
+from speechlm_eval.judges import base as judges_base
 from speechlm_eval.judges import clear_loaded, judge_key, judge_record, load_judge
+from speechlm_eval.judges import llm as llm_module
 from speechlm_eval.judges.llm import (
     ENV_MODEL,
     ENV_URL,
@@ -54,6 +60,8 @@ ANSWERS = {
     "c-junk": "I would rate this a 4 out of 5.",
     "c-two": "Maybe \\boxed{x} or \\boxed{2}, then again \\boxed{5}.",
     "c-long": "analysis " * 400 + "The final answer is $\\boxed{3}$",
+    # the box in the middle of a long answer: the kept (clipped) text loses it
+    "c-mid": "before " * 400 + "\\boxed{2} and later \\boxed{5} " + "after " * 400,
 }
 _HEAD = 'the text continuation is :"'
 _TAIL = '". You must give'
@@ -192,16 +200,21 @@ def test_summarize_counts_and_both_means():
     rows = [rating(a) for a in ("\\boxed{4}", "\\boxed{2}", "\\boxed{9}", "none")]
     rows.append({"score": None, "status": "error", "value": None, "raw": None, "error": "x"})
     s = summarize(rows)
-    assert s == {
-        "n": 5,
-        "ok": 2,
-        "out_of_range": 1,
-        "unparsed": 1,
-        "error": 1,
-        "mean": 3.0,
-        "slamkit_mean": 5.0,  # (4 + 2 + 9) / 3: slamkit averages every parsed integer
-    }
-    assert summarize([])["mean"] is None
+    counts = {k: s[k] for k in ("n", "ok", "out_of_range", "unparsed", "error")}
+    assert counts == {"n": 5, "ok": 2, "out_of_range": 1, "unparsed": 1, "error": 1}
+    assert (s["mean"].value, s["mean"].n) == (3.0, 2)
+    # (4 + 2 + 9) / 3: slamkit averages every parsed integer
+    assert (s["slamkit_mean"].value, s["slamkit_mean"].n) == (5.0, 3)
+    # each result its own cluster: the plain standard error s / sqrt(n)
+    assert s["slamkit_mean"].stderr == pytest.approx(math.sqrt(13 / 3), rel=1e-12)
+    # by clusters: 4 and 9 one prompt, 2 another: CR1 over residual sums (-1 + 4) and -3,
+    # sqrt(2 * (9 + 9)) / 3 = 2
+    s = summarize(rows, ["a", "b", "a", "b", "b"])
+    assert s["slamkit_mean"].stderr == pytest.approx(2.0, rel=1e-12)
+    assert s["mean"].stderr == pytest.approx(1.0, rel=1e-12)  # residuals 1, -1: sqrt(2*2)/2
+    assert summarize([])["mean"] is None and summarize([])["slamkit_mean"] is None
+    with pytest.raises(ValueError, match="5 results but 1 clusters"):
+        summarize(rows, ["a"])
 
 
 # --- configuration --------------------------------------------------------------------------------
@@ -270,6 +283,35 @@ def test_identity_names_what_changes_answers_and_never_the_key(monkeypatch, srv)
     for changed in ({"seed": "1"}, {"temperature": "0.7"}, {"max_tokens": "64"}):
         assert judge_key(judge(srv, **changed)) != key
     assert judge_key(LLMJudge(base_url=srv.url, model="other", **FAST)) != key
+    assert judge_key(LLMJudge(base_url=srv.url + "/x", model=SERVED, **FAST)) != key
+
+
+def test_cache_key_is_what_the_endpoint_saw_not_versions_parser_or_code(monkeypatch, srv):
+    j = judge(srv)
+    key, record = judge_key(j), judge_record(j)
+    assert j.cache_identity() == {
+        "api": "chat.completions",
+        "endpoint": srv.url,
+        "model": SERVED,
+        "request": {"temperature": 0.0, "seed": 0, "max_tokens": 512},
+        "messages": "one user message: the rubric with the two transcripts in its slots",
+        "rubric_sha256": SLAMKIT_SHA256,
+    }
+    # Another speechlm-eval / httpx version, another parser, other code: recorded, not keyed.
+    for module in (llm_module, judges_base):
+        monkeypatch.setattr(module, "package_version", lambda name: f"{name}-99")
+    monkeypatch.setitem(
+        llm_module.PARSERS, "slamkit-boxed", {**llm_module.PARSERS["slamkit-boxed"], "rule": "?"}
+    )
+    monkeypatch.setattr(judges_base, "judge_code", lambda _j: {"module_sha256": "changed"})
+    assert judge_key(j) == key
+    now = judge_record(j)
+    assert now["version"] == "httpx-99" and now["speechlm_eval"] == "speechlm-eval-99"
+    assert now["parser"]["rule"] == "?" and now["code"] == {"module_sha256": "changed"}
+    assert now != record
+    # Another rubric text is another question.
+    j.rubric = llm_module.Rubric("mine", SLAMKIT_RUBRIC + " ", "here", "slamkit-boxed")
+    assert judge_key(j) != key
 
 
 # --- requests and answers -------------------------------------------------------------------------
@@ -308,9 +350,11 @@ def test_rate_results_in_order_with_every_status(srv):
     ]
     assert got[3]["raw"] == ANSWERS["c-junk"]
     assert all(r["finish_reason"] == "stop" and r["error"] is None for r in got)
+    # what answered, as the server said
+    assert all((r["model"], r["system_fingerprint"]) == (SERVED, "fp_test") for r in got)
     s = summarize(got)
     assert (s["ok"], s["out_of_range"], s["unparsed"], s["error"]) == (4, 1, 1, 0)
-    assert s["mean"] == 3.0
+    assert s["mean"].value == 3.0 and s["slamkit_mean"].value == 19 / 5
 
 
 def test_long_answers_are_parsed_whole_and_kept_clipped(srv):
@@ -336,6 +380,32 @@ def test_bad_inputs():
 
 
 # --- cache and errors -----------------------------------------------------------------------------
+
+
+def test_the_raw_answer_is_cached_and_parsed_when_read(monkeypatch, srv, tmp_path):
+    path = tmp_path / "cache.sqlite"
+    cache = ResultCache(path)
+    (first,) = judge(srv).rate(["p"], ["c-mid"], cache=cache)
+    cache.close()
+    assert first["status"] == "ok" and first["value"] == 2
+    assert "\\boxed" not in first["raw"]  # clipped away from what the result keeps
+    with sqlite3.connect(path) as db:
+        (stored,) = [json.loads(v) for (v,) in db.execute("SELECT value FROM results")]
+    assert stored == {  # the answer whole, as it came, and who answered
+        "answer": ANSWERS["c-mid"],
+        "error": None,
+        "finish_reason": "stop",
+        "model": SERVED,
+        "system_fingerprint": "fp_test",
+    }
+    # A resumed run reads the same result back, served model and fingerprint included.
+    cache = ResultCache(path)
+    assert judge(srv).rate(["p"], ["c-mid"], cache=cache) == [first]
+    # Another parser (here: the last boxed integer) re-parses the stored answer, asking nothing.
+    monkeypatch.setattr(llm_module, "parse_boxed", lambda a: int(llm_module._BOXED.findall(a)[-1]))
+    (again,) = judge(srv).rate(["p"], ["c-mid"], cache=cache)
+    assert n_posts(srv) == 1
+    assert (again["status"], again["score"], again["model"]) == ("ok", 5.0, SERVED)
 
 
 def test_answers_are_cached_and_a_second_run_asks_nothing(srv, tmp_path):
@@ -395,14 +465,52 @@ def test_http_errors_are_reported_never_cached(srv, tmp_path):
     assert third[2] == again[2] and n_posts(srv) == 8 + 2  # only p2 again, still failing
 
 
-def test_malformed_answers_and_refused_requests_are_errors(srv):
-    conts = ["c-ok [fault:nochoices]", "c-ok [fault:badjson]", "c-ok [fault:400]", "c-ok"]
+def test_malformed_answers_and_exhausted_retries_are_errors(srv):
+    conts = [
+        "c-ok [fault:nochoices]",
+        "c-ok [fault:badjson]",
+        "c-ok [fault:429x5] [fault:retry_after=0]",  # rate limited past max_retries: transient
+        "c-ok",
+    ]
     got = judge(srv).rate(["p"] * 4, conts)
     assert [r["status"] for r in got] == ["error", "error", "error", "ok"]
     assert "no 'choices'" in got[0]["error"]
     assert "not JSON" in got[1]["error"]
-    assert "HTTP 400" in got[2]["error"]
-    assert srv.attempts[render(SLAMKIT_RUBRIC, "p", "c-ok [fault:400]")] == 1  # not retried
+    assert "HTTP 429" in got[2]["error"] and "2 attempt(s)" in got[2]["error"]
+    assert all(r["model"] is None for r in got[:3])
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "message"),
+    [
+        ("[fault:400]", 400, "unsupported parameter 'foo'"),
+        ("[fault:403]", 403, "injected 403"),
+        ("[fault:404]", 404, "injected 404"),
+    ],
+)
+def test_a_refused_request_is_a_configuration_error_and_nothing_more_is_sent(
+    srv, tmp_path, fault, status, message
+):
+    cache = ResultCache(tmp_path / "cache.sqlite")
+    # Longest first: the refused pair (the longest) is the first of the first batch; one at a
+    # time, so nothing else is in flight when it is refused.
+    conts = ["c-ok", f"c-low with a long tail {fault}", "c-high", "c-two", "c-range"]
+    j = judge(srv, max_concurrency="1", batch_size="2")
+    with pytest.raises(ConfigError) as e:
+        j.rate(["p"] * 5, conts, cache=cache)
+    text = str(e.value)
+    assert f"HTTP {status}" in text and message in text
+    assert f"{srv.url}/chat/completions" in text and "judge 'llm-judge'" in text
+    assert "\n" not in text
+    assert n_posts(srv) == 1  # the refused one, not retried, and nothing after it
+    # With the fault gone, the next run asks every pair (nothing was cached as a verdict).
+    got = judge(srv).rate(["p"] * 4, [c for c in conts if "fault" not in c], cache=cache)
+    assert [r["status"] for r in got] == ["ok", "ok", "ok", "out_of_range"]
+
+
+def test_the_wrong_model_is_a_configuration_error(srv):
+    with pytest.raises(ConfigError, match=r"HTTP 400 .*The model `gpt-nope` does not exist"):
+        LLMJudge(base_url=srv.url, model="gpt-nope", **FAST).rate(["p", "q"], ["c-ok", "c-ok"])
 
 
 def test_unreachable_endpoint_is_an_error_per_pair():
@@ -421,12 +529,14 @@ def test_api_key_is_sent_and_redacted(monkeypatch):
     monkeypatch.setenv("LLM_JUDGE_TEST_KEY", "sk-test-123456")
     with OpenAIServer("script", served=SERVED, script=script, api_key="sk-test-123456") as s:
         j = LLMJudge(base_url=s.url, model=SERVED, api_key_env="LLM_JUDGE_TEST_KEY", **FAST)
-        got = j.rate(["p", "p"], ["c-ok", "c-ok [fault:echokey]"])
-        assert got[0]["status"] == "ok"
-        assert got[1]["status"] == "error" and "HTTP 401" in got[1]["error"]
-        assert "sk-test-123456" not in got[1]["error"] and "***" in got[1]["error"]
-        anonymous = LLMJudge(base_url=s.url, model=SERVED, **FAST).rate(["p"], ["c-ok"])
-        assert anonymous[0]["status"] == "error" and "401" in anonymous[0]["error"]
+        (got,) = j.rate(["p"], ["c-ok"])
+        assert got["status"] == "ok"
+        with pytest.raises(ConfigError, match="HTTP 401") as e:
+            j.rate(["p"], ["c-ok [fault:echokey]"])
+        assert "sk-test-123456" not in str(e.value) and "***" in str(e.value)
+        assert "$LLM_JUDGE_TEST_KEY" in str(e.value)  # the variable's name, never its value
+        with pytest.raises(ConfigError, match="HTTP 401.*missing or wrong API key"):
+            LLMJudge(base_url=s.url, model=SERVED, **FAST).rate(["p"], ["c-ok"])
 
 
 # --- concurrency ----------------------------------------------------------------------------------

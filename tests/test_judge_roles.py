@@ -12,12 +12,15 @@ import pytest
 from cli_helpers import slm
 from helpers import tone, write_wav
 
-from speechlm_eval import ConfigError
+from speechlm_eval import ConfigError, registry
 from speechlm_eval.config import JudgeBinding, load_config_file, parse_judges
+from speechlm_eval.judges import ASRJudge, Judge, clear_loaded
 from speechlm_eval.judges.roles import (
+    ROLE_KINDS,
     bindings_for,
     check_overrides,
     describe_judges,
+    load_bound,
     parse_judge_flag,
     parse_judge_flags,
 )
@@ -82,6 +85,63 @@ def test_bindings_overrides_and_missing_roles():
     with pytest.raises(ConfigError, match=r"--judge pitch=\.\.\.: no selected task has"):
         check_overrides({"pitch": JudgeBinding("x")}, [wer, idx.tasks["swuggy"]])
     check_overrides(over, [wer])
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        (
+            "llm=dnsmos",
+            "judge role 'llm' needs a judge of kind 'llm', but 'dnsmos' is of kind 'mos'",
+        ),
+        (
+            "mos=llm-judge",
+            "role 'mos' needs a judge of kind 'mos', but 'llm-judge' is of kind 'llm'",
+        ),
+        (
+            "asr=speaker",
+            "role 'asr' needs a judge of kind 'asr', but 'speaker' is of kind 'speaker'",
+        ),
+        ("text_sentiment=pitch", "kind 'sentiment', but 'pitch' is of kind 'pitch'"),
+    ],
+)
+def test_a_judge_of_the_wrong_kind_for_its_role_is_refused_before_loading(
+    monkeypatch, flag, message
+):
+    loaded = []
+    monkeypatch.setattr("speechlm_eval.judges.roles.load_judge", lambda *a, **k: loaded.append(a))
+    role, binding = parse_judge_flag(flag)
+    with pytest.raises(ConfigError) as e:
+        load_bound({"asr": JudgeBinding("faster-whisper"), role: binding})
+    assert str(e.value).startswith("judge role") and message in str(e.value)
+    assert loaded == []  # nothing loaded, not even the other roles' judges
+
+
+def test_role_kinds_are_the_judges_own_and_other_roles_are_not_checked(monkeypatch):
+    # each role's kind is the kind of a shipped judge (read from the classes, not retyped)
+    kinds = {getattr(registry.get("judges", n), "kind", "") for n in registry.names("judges")}
+    assert set(ROLE_KINDS.values()) <= kinds
+    clear_loaded()
+    try:
+        bound = load_bound(
+            {
+                "llm": JudgeBinding("llm-judge", {"base_url": "none"}),
+                "my_role": JudgeBinding("llm-judge", {"base_url": "none"}),  # third-party role
+            }
+        )
+        assert bound["llm"] is bound["my_role"] and bound["llm"].kind == "llm"
+    finally:
+        clear_loaded()
+
+
+def test_judge_base_declares_availability():
+    class Plain(ASRJudge):
+        def identity(self):
+            return {"judge": "plain"}
+
+    assert (Judge.available, Judge.unavailable_reason) == (True, "")
+    j = Plain()
+    assert (j.available, j.unavailable_reason) == (True, "")
 
 
 def test_task_without_the_role_its_scorer_needs_is_an_error_before_any_model_loads(tmp_path):

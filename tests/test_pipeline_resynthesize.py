@@ -65,7 +65,14 @@ def test_identity_resynthesis_equals_the_judge_on_the_input(asr_root, tmp_path):
     # The same audio out as in: MOS equal (paired delta exactly 0), speaker similarity 1.
     assert r["mos_ovrl_delta,none"] == 0.0 and r["mos_ovrl,none"] == r["mos_ovrl_original,none"]
     assert r["speaker_similarity,none"] == pytest.approx(1.0, abs=1e-5)
-    assert res["scoring"]["resynth_wer"]["excluded"] == {"speaker_no_signal": 0}
+    ex = res["scoring"]["resynth_wer"]["excluded"]
+    assert ex["speaker_no_signal"] == 0
+    assert set(ex["mos_no_value"]) == {
+        f"mos_{k}{s},none"
+        for k in ("ovrl", "sig", "bak", "p808")
+        for s in ("", "_original", "_delta")
+    }
+    assert not any(ex["mos_no_value"].values())  # DNSMOS gives every clip a value
     assert set(res["judges"]["resynth_wer"]) == {"asr", "mos", "speaker"}
     # The second task reuses every transcript from the cache (same judge, same audio).
     assert (
@@ -82,7 +89,7 @@ def test_a_model_that_destroys_speech_is_much_worse(asr_root, tmp_path):
     # 1.11 vs 3.00), and no voice at all for the speaker judge (resemblyzer's VAD trims the
     # whole output): every utterance is excluded and counted, no similarity is made up.
     assert r["mos_ovrl_delta,none"] < -1.0
-    assert res["scoring"]["resynth_wer"]["excluded"] == {"speaker_no_signal": 8}
+    assert res["scoring"]["resynth_wer"]["excluded"]["speaker_no_signal"] == 8
     assert "speaker_similarity,none" not in r
 
 

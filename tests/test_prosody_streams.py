@@ -38,8 +38,10 @@ from speechlm_eval.execute import (
     continue_capability,
     continue_prosody_capability,
     execute,
+    method_key,
     prosody_streams_capability,
     request_key,
+    run_requests,
 )
 from speechlm_eval.model import ContinueRequest, EncodeRequest, ProsodyStreams, SpeechLM
 from speechlm_eval.pipelines import skip_reason
@@ -173,6 +175,18 @@ def _samples(gen, t=0.7):
     ]
 
 
+def _span(f0):
+    """Voiced segments of an F0 stream in Hz: the first to the last with F0 > 0 (the unvoiced
+    ones between them are interpolated). Their normalised value may be exactly 0.0."""
+    voiced = [i for i, v in enumerate(f0) if v > 0]
+    return [bool(voiced) and voiced[0] <= i <= voiced[-1] for i in range(len(f0))]
+
+
+def _voiced(values, f0, part=slice(None)):
+    """The voiced values of ``values[part]`` (normalised log-F0 of the Hz stream ``f0``)."""
+    return [v for v, on in list(zip(values, _span(f0), strict=True))[part] if on]
+
+
 def _brute_force(refs, prompts, gen):
     """The definitions of the module docstring, written out with loops."""
     # speaker means: duration-weighted log-F0 of voiced reference segments
@@ -225,10 +239,11 @@ def _brute_force(refs, prompts, gen):
         res[f"{kind}_min_mae_stream"] = total / count
     xs, ys, f0_pool, dx, dy, dur_pool = [], [], [], [], [], []
     for d, ss in gen.items():
-        head = [v for v in ref_f0[d][: cut[d]] if v != 0]
+        # a voiced segment at the speaker mean is 0.0 and still counts (REFS "a" has one)
+        head = _voiced(ref_f0[d], refs[d].f0, slice(None, cut[d]))
         dhead = list(refs[d].durations[: cut[d]])
         for dur, f in ss:
-            vals = [v for v in norm(f, mean[spk[d]]) if v != 0]
+            vals = _voiced(norm(f, mean[spk[d]]), f)
             if vals:
                 xs.append(sum(head) / len(head))
                 ys.append(sum(vals) / len(vals))
@@ -261,11 +276,11 @@ def test_scorer_equals_brute_force_definitions():
     assert ex["dur_min_mae"]["reference_segments"] == 3 + 2 + 2
     # oracle: the reference continuations themselves (pGSLM's --copy-target)
     o = rep.by_filter["oracle"].metrics
-    conts = [[v for v in ref_f0[d][cut[d] :] if v != 0] for d in REFS]
+    conts = [_voiced(ref_f0[d], REFS[d].f0, slice(cut[d], None)) for d in REFS]
     assert o["f0_std_stream"].value == pytest.approx(np.std(np.concatenate(conts)))
     durs = np.concatenate([REFS[d].durations[cut[d] :] for d in REFS])
     assert o["dur_std_stream"].value == pytest.approx(np.std(durs))
-    heads = [np.mean([v for v in ref_f0[d][: cut[d]] if v != 0]) for d in REFS]
+    heads = [np.mean(_voiced(ref_f0[d], REFS[d].f0, slice(None, cut[d]))) for d in REFS]
     assert o["f0_corr_stream"].value == pytest.approx(
         pearsonr(heads, [np.mean(c) for c in conts])[0]
     )
@@ -355,6 +370,96 @@ def test_scorer_dequantises_bins_and_rejects_mixed_frame_rates():
     with pytest.raises(PluginError, match="several unit frame rates"):
         bad = [StreamSample("a", 0.7, 0, streams([1], [100.0], rate=50.0))]
         ProsodyStreamScorer({}).score_streams(PROMPTS[:1], bad, {"a": REFS["a"]})
+
+
+def test_scorer_counts_a_zero_valued_bin_as_voiced():
+    # edges (-0.2, 0.2): bins 0, 1, 2 -> -0.2, 0.0, 0.2. Bin 1 is "at the speaker mean", a
+    # voiced value (every segment of a quantised stream is voiced), never "unvoiced".
+    edges = (-0.2, 0.2)
+
+    def q(dur, bins):
+        return streams(dur, bins, f0_kind="bins", f0_bin_edges=edges)
+
+    refs = {  # 10 Hz, prompt 0.5 s = 5 frames
+        "a": q([5, 1, 1, 1], [1, 0, 1, 2]),  # prompt [0.0], continuation [-0.2, 0.0, 0.2]
+        "b": q([2, 3, 1, 1], [2, 1, 1, 1]),  # prompt [0.2, 0.0], continuation [0.0, 0.0]
+        "c": q([5, 2], [0, 2]),  # prompt [-0.2], continuation [0.2]
+    }
+    prompts = [_prompt(d, "s") for d in refs]
+    gen = {
+        "a": [q([1, 1, 1], [1, 1, 1]), q([1, 1], [2, 0])],  # [0, 0, 0], [0.2, -0.2]
+        "b": [q([1, 1], [0, 1]), q([2], [2])],  # [-0.2, 0.0], [0.2]
+        "c": [q([1], [1]), q([1, 1], [2, 2])],  # [0.0], [0.2, 0.2]
+    }
+    samples = [StreamSample(d, 0.7, j, s) for d, ss in gen.items() for j, s in enumerate(ss)]
+    rep = ProsodyStreamScorer({}).score_streams(prompts, samples, refs)
+    m = rep.by_filter["t=0.7"].metrics
+    # min-MAE: a: best of 0.4/3 (all-zero sample) and 0.6/2; b: 0.2/2 vs 0.2; c: 0.2 vs 0
+    assert m["f0_min_mae_stream"].value == pytest.approx((0.4 / 3 * 3 + 0.1 * 2 + 0.0) / 6)
+    values = [0, 0, 0, 0.2, -0.2, -0.2, 0, 0.2, 0, 0.2, 0.2]
+    assert m["f0_std_stream"].value == pytest.approx(np.std(values))
+    assert m["f0_std_stream"].n == 11
+    x, y = [0, 0, 0.1, 0.1, -0.2, -0.2], [0, 0, -0.1, 0.2, 0, 0.2]
+    assert m["f0_corr_stream"].value == pytest.approx(pearsonr(x, y)[0])
+    assert m["f0_corr_stream"].n == 6
+    o = rep.by_filter["oracle"].metrics
+    assert o["f0_std_stream"].value == pytest.approx(np.std([-0.2, 0, 0.2, 0, 0, 0.2]))
+    assert o["f0_corr_stream"].value == pytest.approx(pearsonr([0, 0.1, -0.2], [0, 0, 0.2])[0])
+    ex = rep.info["excluded"]
+    assert ex["t=0.7"]["samples_without_f0"] == 0
+    assert ex["t=0.7"]["f0_min_mae"]["excluded_prompts"] == 0
+    assert ex["t=0.7"]["f0_corr"] == {"excluded_prompts": 0, "excluded_samples": 0}
+    assert ex["oracle"]["unvoiced_reference_continuations"] == 0
+    assert ex["prompts_without_voiced_reference_prompt"] == []
+    assert ex["speakers_without_f0"] == []  # a quantised stream needs no speaker mean
+    row = rep.per_item[0]
+    assert row["voiced_segments"] == 3 and row["f0_mean_norm"] == 0.0
+
+
+def test_f0_correlation_with_explicit_voiced_masks():
+    # without masks zeros are unvoiced; with masks a 0.0 counts where the mask says voiced
+    prompts = [np.array([0.0, 1.0]), np.array([2.0, 0.0]), np.array([1.0, 1.0])]
+    conts = [[np.array([0.0, 3.0])], [np.array([1.0])], [np.array([2.0])]]
+    plain = pm.f0_correlation(prompts, conts)
+    assert plain["r"] == pytest.approx(pearsonr([1, 2, 1], [3, 1, 2])[0])
+    on = [np.ones(2, bool), np.array([True, False]), np.ones(2, bool)]
+    con = [[np.ones(2, bool)], [np.ones(1, bool)], [np.ones(1, bool)]]
+    got = pm.f0_correlation(prompts, conts, prompt_voiced=on, continuation_voiced=con)
+    assert got["n_pairs"] == 3
+    assert got["r"] == pytest.approx(pearsonr([0.5, 2, 1], [1.5, 1, 2])[0])
+    assert got["r"] != pytest.approx(plain["r"])
+    with pytest.raises(ValueError, match="both"):
+        pm.f0_correlation(prompts, conts, prompt_voiced=on)
+    with pytest.raises(ValueError, match="boolean voiced mask"):
+        bad = [[1, 1], [1, 0], [1, 1]]  # not boolean
+        pm.f0_correlation(prompts, conts, prompt_voiced=bad, continuation_voiced=con)
+    span = pm.interpolated_span([0.0, 100.0, 0.0, 120.0, 0.0])
+    assert span.tolist() == [False, True, True, True, False]
+    assert pm.interpolated_span([0.0, 0.0]).tolist() == [False, False]
+
+
+@pytest.mark.parametrize(
+    "gen_kw, ref_kw, match",
+    [
+        (
+            {"f0_kind": "bins", "f0_bin_edges": (-0.2, 0.2)},
+            {},
+            r"samples have F0 as bins \(2 edges -0.2..0.2, \w+\), references as hz$",
+        ),
+        (
+            {"f0_kind": "bins", "f0_bin_edges": (-0.2, 0.2)},
+            {"f0_kind": "bins", "f0_bin_edges": (-0.3, 0.3)},
+            r"samples have F0 as bins \(2 edges -0.2..0.2, .*references as bins \(2 edges -0.3",
+        ),
+    ],
+)
+def test_scorer_rejects_samples_and_references_of_other_f0_kinds(gen_kw, ref_kw, match):
+    refs = {"a": streams([5, 1], [1, 1], **ref_kw)}
+    gen = [StreamSample("a", 0.7, 0, streams([1], [1], **gen_kw))]
+    with pytest.raises(PluginError, match="prosody streams of model 'm': .*must share f0_kind"):
+        ProsodyStreamScorer({}).score_streams(PROMPTS[:1], gen, refs, model="model 'm'")
+    with pytest.raises(PluginError, match=match):
+        ProsodyStreamScorer({}).score_streams(PROMPTS[:1], gen, refs, model="model 'm'")
 
 
 def test_speaker_mean_weights_segments_by_duration():
@@ -447,6 +552,163 @@ def test_continue_prosody_job_checks_the_model(tmp_path):
 
     with pytest.raises(PluginError, match="returned 1 results; expected a list of 2"):
         _run(continue_prosody_capability(Short(), blobs).job(Short(), "k"), [req], cache)
+
+
+def _run_files(model, cap, files):
+    return run_requests(
+        model,
+        "k",
+        files,
+        cap,
+        expected_rate=None,
+        cache=ResultCache(None),
+        sizer=BatchSizer(8),
+        desc="t",
+        stats=ExecStats(),
+    )
+
+
+def test_malformed_streams_a_model_builds_are_plugin_errors(tmp_path):
+    # ProsodyStreams' own ValueError, raised inside the model's method (the CLI would report
+    # it as an internal bug), is the model's fault: a one-line PluginError naming the method
+    # and the request
+    from helpers import write_wav
+
+    files = {  # two different audios: two requests in one batch
+        s: write_wav(tmp_path / f"{s}.wav", np.full(1600, v, np.float32))
+        for s, v in (("p", 0.1), ("q", 0.2))
+    }
+    blobs = BlobStore(tmp_path / "blobs")
+
+    class Bad(StreamModel):
+        def continue_prosody(self, requests):
+            return [[ProsodyStreams([1], [0], [100.0], 50)] for _ in requests]  # 0 frames
+
+        def prosody_streams(self, audios):
+            return [ProsodyStreams([1], [1], [-5.0], 50) for _ in audios]  # F0 < 0
+
+    model = Bad()
+    with pytest.raises(PluginError) as e:
+        _run_files(model, continue_prosody_capability(model, blobs), {"p": files["p"]})
+    assert str(e.value) == (
+        "continue_prosody (request 'p'): the model built a malformed ProsodyStreams "
+        "(prosody streams: durations must be >= 1 unit frame, got 0)"
+    )
+    with pytest.raises(PluginError, match=r"^prosody_streams \(one of requests '[pq]', '[pq]'\): "):
+        _run_files(model, prosody_streams_capability(model, blobs), files)
+    with pytest.raises(PluginError, match=r"f0 must be >= 0"):
+        _run_files(model, prosody_streams_capability(model, blobs), {"q": files["q"]})
+
+    class Changed(StreamModel):  # valid when built, changed in place afterwards
+        def prosody_streams(self, audios):
+            out = super().prosody_streams(audios)
+            for s in out:
+                s.durations[0] = 0
+            return out
+
+    model = Changed()
+    with pytest.raises(PluginError, match=r"^prosody_streams\('p'\): malformed ProsodyStreams"):
+        _run_files(model, prosody_streams_capability(model, blobs), {"p": files["p"]})
+
+    class Other(StreamModel):  # any other ValueError stays what it is (a bug, not streams)
+        def prosody_streams(self, audios):
+            raise ValueError("boom")
+
+    model = Other()
+    with pytest.raises(ValueError, match="boom"):
+        _run_files(model, prosody_streams_capability(model, blobs), {"p": files["p"]})
+
+
+class _WordsASR:
+    name = "words-asr"
+
+    def transcribe(self, audios, stats=None, cache=None, desc=None):
+        return ["a b" for _ in audios]
+
+
+def test_continue_and_stream_pipelines_send_the_same_requests(tmp_path):
+    # prosody_pgslm and prosody_pgslm_stream describe the same samples because both
+    # pipelines build their requests with one helper, continue_request
+    import yaml
+    from helpers import write_wav
+
+    from speechlm_eval.pipelines import TaskContext
+    from speechlm_eval.pipelines.continuation import (
+        GENERATION,
+        continue_request,
+        run_continue,
+        select_prompts,
+    )
+    from speechlm_eval.pipelines.prosody_streams import run_prosody_streams
+    from speechlm_eval.readers.transcribed import read_librispeech
+
+    chapter = tmp_path / "data" / "1" / "2"
+    for i, sec in enumerate((6.5, 8.0)):
+        write_wav(chapter / f"1-2-000{i}.wav", np.full(round(sec * 16000), 0.05, np.float32))
+    (chapter / "1-2.trans.txt").write_text("1-2-0000 A B\n1-2-0001 C D\n")
+    ds = read_librispeech(tmp_path / "data", {})
+
+    class Both(StreamModel):
+        sample_rate = 16000
+
+        def __init__(self):
+            super().__init__()
+            self.seen: dict[str, list[ContinueRequest]] = {"continue_": [], "prosody": []}
+
+        def continue_(self, requests):
+            self.seen["continue_"] += requests
+            return super().continue_(requests)
+
+        def continue_prosody(self, requests):
+            self.seen["prosody"] += requests
+            return super().continue_prosody(requests)
+
+    gen = {"num_samples": 2, "temperatures": [0.5, 1.0], "top_k": 7, "max_seconds": "reference"}
+
+    def cfg(scorer, **extra):
+        return _task(
+            yaml.safe_dump(
+                {
+                    "task": f"t_{scorer}",
+                    "version": 1,
+                    "capability": "continue",
+                    "dataset": {"reader": "librispeech", "subdirs": ["x"], "sample_rate": 16000},
+                    "scoring": {"scorer": scorer},
+                    "generation": {**gen, **extra},
+                }
+            )
+        )
+
+    def ctx(c, model, judges):
+        return TaskContext(
+            cfg=c,
+            dataset=ds,
+            model=model,
+            model_key="m",
+            cache=ResultCache(None),
+            blobs=BlobStore(tmp_path / "blobs"),
+            sizer=BatchSizer(4),
+            stats=ExecStats(),
+            seed=3,
+            log_samples=False,
+            judges=judges,
+        )
+
+    model = Both()
+    audio_cfg = cfg("continuation", with_prompt=False)
+    run_continue(ctx(audio_cfg, model, {"asr": _WordsASR()}))
+    stream_ctx = ctx(cfg("prosody_streams"), model, {})
+    run_prosody_streams(stream_ctx)
+    a, b = ({r.key: r.fingerprint() for r in model.seen[k]} for k in ("continue_", "prosody"))
+    assert len(a) == 2 * 2 and a == b
+    opts = GENERATION.parse("t", stream_ctx.cfg.generation)
+    prompts, _ = select_prompts(stream_ctx, opts)
+    for r in model.seen["prosody"]:
+        doc, _, t = r.key.rpartition("@")
+        (p,) = [p for p in prompts if p.doc_id == doc]
+        want = continue_request(p, r.prompt, opts, float(t), 3, r.key)
+        assert want.fingerprint() == r.fingerprint() and want.key == r.key
+        assert r.top_k == 7 and r.max_seconds == pytest.approx(p.seconds - p.prompt_seconds)
 
 
 def _task(text: str):
@@ -584,6 +846,68 @@ def test_gslm_mini_with_prompt_streams_cover_the_continuation_only(gslm):
     other = GSLMMini(with_prompt="true")
     req = _request(n=1)
     assert other.continue_prosody([req]) == gslm.continue_prosody([req])
+
+
+def test_gslm_mini_stream_cache_keys_follow_the_core_f0_code(gslm, monkeypatch):
+    # gslm-mini's segment F0 is the core's prosody_metrics.segment_f0, outside the plugin
+    # folder its code identity hashes: the module's SHA-256 keys its two stream methods, and
+    # only them (identity() and so the other capabilities' cache keys do not move)
+    import reference_models.gslm_mini.model as gm
+    from speechlm_eval.hashing import sha256_file
+
+    want = {"core_sources_sha256": {"speechlm_eval.prosody_metrics": sha256_file(pm.__file__)}}
+    assert gslm.method_identity("continue_prosody") == want
+    assert gslm.method_identity("prosody_streams") == want
+    for other in ("continue", "loglikelihood", "encode", "resynthesize"):
+        assert gslm.method_identity(other) == {}
+    blobs = BlobStore(None)
+    req = _request(n=1)
+    enc = EncodeRequest(audio=req.prompt, key="p")
+
+    def keys():
+        return (
+            request_key(continue_prosody_capability(gslm, blobs).job(gslm, "m"), req),
+            request_key(prosody_streams_capability(gslm, blobs).job(gslm, "m"), enc),
+            request_key(continue_capability(gslm, blobs).job(gslm, "m"), req),
+        )
+
+    identity = json.dumps(gslm.identity(), sort_keys=True)
+    before = keys()
+    real = gm.sha256_file
+
+    def edited(path):  # prosody_metrics.py edited
+        return "0" * 64 if Path(path).name == "prosody_metrics.py" else real(path)
+
+    monkeypatch.setattr(gm, "sha256_file", edited)
+    after = keys()
+    assert after[0] != before[0] and after[1] != before[1]
+    assert after[2] == before[2]  # continue's samples stay cached
+    assert json.dumps(gslm.identity(), sort_keys=True) == identity
+
+
+def test_method_key_is_the_model_key_unless_the_model_says_more():
+    class Plain:  # a plugin need not subclass SpeechLM
+        pass
+
+    assert method_key(Plain(), "m", "continue_prosody") == "m"
+    assert method_key(StreamModel(), "m", "continue_prosody") == "m"
+
+    class Says(StreamModel):
+        def method_identity(self, method):
+            return {"x": 1} if method == "prosody_streams" else {}
+
+    assert method_key(Says(), "m", "continue") == "m"
+    assert method_key(Says(), "m", "prosody_streams") not in (
+        "m",
+        method_key(Says(), "n", "prosody_streams"),
+    )
+
+    class Wrong(StreamModel):
+        def method_identity(self, method):
+            return "x"
+
+    with pytest.raises(PluginError, match="expected a dict"):
+        method_key(Wrong(), "m", "prosody_streams")
 
 
 # --- end to end through the CLI ---------------------------------------------------------------

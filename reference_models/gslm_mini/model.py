@@ -52,6 +52,7 @@ from reference_models.hf_unit_lm import (
     torch_device,
 )
 from reference_models.units import UnitTokenizer
+from speechlm_eval import prosody_metrics
 from speechlm_eval.audio import Audio
 from speechlm_eval.errors import ConfigError, DataError
 from speechlm_eval.hashing import saved_model_identity, sha256_file
@@ -78,6 +79,14 @@ F0_SOURCE_ANALYSED = (
     "pyworld DIO+StoneMask, 5 ms frames, 60-400 Hz (the analysis the vocoder was trained "
     "to reproduce); voiced-frame mean per segment"
 )
+
+# The core modules (outside this plugin's folder, which is all its code identity hashes:
+# provenance.code_identity) that the prosody streams are computed with: the F0 of each
+# segment is prosody_metrics.segment_f0's. Their SHA-256 keys the cached outputs of
+# continue_prosody and prosody_streams only (method_identity), not identity(), which keys
+# every gslm-mini output: an edit there must not throw away its continuations or scores.
+STREAM_CORE_MODULES = (prosody_metrics,)
+STREAM_METHODS = frozenset({"continue_prosody", "prosody_streams"})
 
 OPTIONS = Spec(
     {
@@ -252,6 +261,17 @@ class GSLMMini(UnitSpeechLM):
             ident["vocoder"] = dict(parts["vocoder"])
             ident.update(self._settings)
         return ident
+
+    def method_identity(self, method: str) -> dict[str, Any]:
+        """For ``continue_prosody`` / ``prosody_streams``: the SHA-256 of the core modules
+        their streams are computed with (:data:`STREAM_CORE_MODULES`); ``{}`` otherwise."""
+        if method not in STREAM_METHODS:
+            return {}
+        return {
+            "core_sources_sha256": {
+                m.__name__: sha256_file(m.__file__) for m in STREAM_CORE_MODULES if m.__file__
+            }
+        }
 
     # --- generation ----------------------------------------------------------------------------
 

@@ -105,6 +105,14 @@ class Judge:
     needs: ClassVar[tuple[str, ...]] = ("audio",)
     offline_default: ClassVar[str] = ""
 
+    available: bool = True
+    """Whether the judge can serve as configured. A judge that cannot (e.g. the LLM judge with
+    no endpoint set) still constructs, sets this False and says why in
+    :attr:`unavailable_reason`; the runner then skips every task that binds it, with that
+    reason, instead of failing mid-task. Judges that always can leave the default."""
+    unavailable_reason: str = ""
+    """Why the judge cannot serve (one line, what to set), or ``""`` when it can."""
+
     def __init__(self, name: str = "", **options: Any) -> None:
         self.name = name or type(self).__name__
         self.options = self.resolve_options(self.name, options)
@@ -133,6 +141,18 @@ class Judge:
         """What makes two judges give the same outputs: package and version, model and its
         SHA-256, compute type, options. JSON-serialisable; recorded in every result."""
         raise NotImplementedError
+
+    def cache_identity(self) -> dict[str, Any] | None:
+        """What the judge's cached values depend on, when that is less than :meth:`identity`
+        and the judge's code: ``None`` (the default) keys the cache by both (:func:`judge_key`).
+
+        For judges whose cached value is what an outside service answered, and whose results
+        are derived from it when read (the LLM judge caches the raw answer and parses it on
+        reading): they name here exactly what the service was sent, so that upgrading the
+        harness, its HTTP client or the parser never asks the service again (a paid API's
+        answers are not reproducible). Whatever derives results from the cached value must
+        then run on every read, never be cached itself."""
+        return None
 
 
 class ASRJudge(Judge):
@@ -225,7 +245,12 @@ def judge_record(judge: Judge) -> dict[str, Any]:
 
 def judge_key(judge: Judge) -> str:
     """Cache namespace of a judge: a digest of its identity and its code identity (added here,
-    so that a judge whose ``identity()`` leaves it out still never gets stale outputs)."""
+    so that a judge whose ``identity()`` leaves it out still never gets stale outputs); or,
+    for a judge that names one, of its :meth:`~Judge.cache_identity` alone (a namespace of its
+    own: the two digests are of differently keyed objects and cannot coincide)."""
+    own = judge.cache_identity()
+    if own is not None:
+        return digest({"cache_identity": own})
     return digest({"judge": judge.identity(), "code": judge_code(judge)})
 
 

@@ -29,21 +29,34 @@ What this judge keeps and what it changes, each on purpose:
   moves), and requests are sent at temperature 0 with ``seed`` 0 by default (both options)
   so that a rerun asks the same question the same way;
 - nothing is dropped silently. Every pair gets a result ``{"score", "status", "value",
-  "raw", "error", "finish_reason"}`` whose ``status`` is ``ok`` (an integer in 1..5:
-  ``score`` is it as a float), ``out_of_range`` (slamkit's parser found an integer outside
-  1..5, kept in ``value``; slamkit would average it in, here ``score`` is None),
-  ``unparsed`` (the answer has no boxed integer) or ``error`` (the request failed after its
-  retries, or the server's answer was malformed: ``error`` says why). :func:`summarize`
-  counts them and gives both the mean of the ``ok`` scores and slamkit's mean (every parsed
-  integer, in range or not).
+  "raw", "error", "finish_reason", "model", "system_fingerprint"}`` whose ``status`` is
+  ``ok`` (an integer in 1..5: ``score`` is it as a float), ``out_of_range`` (slamkit's parser
+  found an integer outside 1..5, kept in ``value``; slamkit would average it in, here
+  ``score`` is None), ``unparsed`` (the answer has no boxed integer) or ``error`` (the
+  request failed after its retries, or the server's answer was malformed: ``error`` says
+  why); ``model`` and ``system_fingerprint`` are what the server said answered.
+  :func:`summarize` counts them and gives both the mean of the ``ok`` scores and slamkit's
+  mean (every parsed integer, in range or not).
 
-Caching: pairs go through the harness' executor (:func:`~.base.run_judge_requests`), keyed by
-this judge's identity (endpoint, model, request settings, rubric and parser) and the two texts,
-and every batch is committed as it finishes, so a killed run never asks twice. Answers are
-cached, parsed or not (the model's answer to the question is the measurement; asking again
-until one parses would pick answers). ``error`` results are not reused: they are written like
-any result but read back as a miss, so the next run asks again — an outage must not be frozen
-into the cache as a verdict on the continuation.
+A request the endpoint refuses for good, with a 4xx status that is not retried (400, 401,
+403, 404, ...: not in :data:`~speechlm_eval.endpoints.RETRY_STATUS`), is a configuration
+problem (wrong key, model, endpoint or option), not a verdict on one pair: :meth:`LLMJudge.rate`
+raises :class:`~speechlm_eval.errors.ConfigError` (one line: the endpoint, the status, the
+server's message, the key redacted) and sends no further request. ``error`` is for failures
+that may pass (429, 5xx, timeouts, dropped connections) once their retries are spent.
+
+Caching: pairs go through the harness' executor (:func:`~.base.run_judge_requests`), and every
+batch is committed as it finishes, so a killed run never asks twice. What is cached is the
+server's answer as it came (the answer text, unclipped, its ``finish_reason``, the served
+``model`` and ``system_fingerprint``), keyed by what the endpoint was sent and nothing else
+(:meth:`LLMJudge.cache_identity`: endpoint, model, request settings, the rubric's SHA-256, and
+the two texts); it is parsed when read. So a new version of speechlm-eval or of httpx never
+asks again (a paid API's answers are not reproducible), and a changed parser re-parses the
+stored answers without a request; the versions and the parser are still recorded with every
+result (:meth:`LLMJudge.identity`). Answers are cached, parsed or not (the model's answer to the
+question is the measurement; asking again until one parses would pick answers). Failed
+requests are not reused: they are written like any answer but read back as a miss, so the next
+run asks again — an outage must not be frozen into the cache as a verdict on the continuation.
 
 The transport is the harness' :class:`~speechlm_eval.endpoints.EndpointClient`, the one the
 ``openai-chat`` model uses too: the same HTTP client, bounded concurrency, retries with backoff
@@ -69,15 +82,22 @@ import random
 import re
 import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..cache import ResultCache
-from ..endpoints import EndpointClient, EndpointError, check_base_url, check_env_name, content_text
+from ..endpoints import (
+    RETRY_STATUS,
+    EndpointClient,
+    EndpointError,
+    check_base_url,
+    check_env_name,
+    content_text,
+)
 from ..errors import ConfigError
 from ..execute import ExecStats
 from ..hashing import digest
+from ..metrics import Metric, cluster_mean
 from ..options import Opt, Spec
 from .base import Judge, package_version, run_judge_requests
 
@@ -103,6 +123,7 @@ ENV_MODEL = "SLM_EVAL_LLM_JUDGE_MODEL"
 ROUTE = "/chat/completions"
 SCALE = (1, 5)  # the rubric's integer scale, both ends included
 STATUSES = ("ok", "out_of_range", "unparsed", "error")
+PARSED = ("ok", "out_of_range")  # the statuses whose value slamkit averages
 MAX_RAW = 2000  # characters of an answer kept in a result (head and tail when longer)
 MAX_ERROR = 300  # characters of an error message kept in a result
 
@@ -227,6 +248,8 @@ def _result(
     raw: str | None = None,
     error: str | None = None,
     finish_reason: str | None = None,
+    model: str | None = None,
+    system_fingerprint: str | None = None,
 ) -> dict[str, Any]:
     score = float(value) if status == "ok" and value is not None else None
     return {
@@ -236,6 +259,8 @@ def _result(
         "raw": raw,
         "error": error,
         "finish_reason": finish_reason,
+        "model": model,
+        "system_fingerprint": system_fingerprint,
     }
 
 
@@ -248,7 +273,12 @@ def _clip(text: str, limit: int = MAX_RAW) -> str:
     return f"{text[:half]} [... {len(text) - 2 * half} characters cut ...] {text[-half:]}"
 
 
-def rating(answer: str, finish_reason: str | None = None) -> dict[str, Any]:
+def rating(
+    answer: str,
+    finish_reason: str | None = None,
+    model: str | None = None,
+    system_fingerprint: str | None = None,
+) -> dict[str, Any]:
     """The result of one answer text: parsed with :func:`parse_boxed`, checked against
     :data:`SCALE`, the text kept (clipped to :data:`MAX_RAW` characters)."""
     value = parse_boxed(answer)
@@ -258,24 +288,73 @@ def rating(answer: str, finish_reason: str | None = None) -> dict[str, Any]:
         status = "ok"
     else:
         status = "out_of_range"
-    return _result(status, value, _clip(answer), None, finish_reason)
+    return _result(status, value, _clip(answer), None, finish_reason, model, system_fingerprint)
 
 
-def summarize(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Counts by status, the mean of the ``ok`` scores (None when there is none), and
-    ``slamkit_mean``: the mean over every parsed integer, in range or not, which is what
-    slamkit's ``llm_as_judge`` reports (it drops the rest silently)."""
+def summarize(
+    results: Sequence[Mapping[str, Any]], clusters: Sequence[Any] | None = None
+) -> dict[str, Any]:
+    """Counts by status; ``mean``: the mean of the ``ok`` scores; ``slamkit_mean``: the mean
+    over every parsed integer, in range or not (:data:`PARSED`), which is what slamkit's
+    ``llm_as_judge`` reports (it drops the rest silently). Both means are a
+    :class:`~speechlm_eval.metrics.Metric` (None when nothing counts), with the cluster-robust
+    standard error over ``clusters`` (one per result, e.g. the prompt each continuation
+    continues; default: every result its own)."""
     counts = {s: 0 for s in STATUSES}
     for r in results:
         counts[r["status"]] += 1
-    ok = [float(r["score"]) for r in results if r["status"] == "ok"]
-    parsed = [float(r["value"]) for r in results if r["status"] in ("ok", "out_of_range")]
+    ids = list(range(len(results))) if clusters is None else list(clusters)
+    if len(ids) != len(results):
+        raise ValueError(f"summarize: {len(results)} results but {len(ids)} clusters")
+    ok = [(float(r["score"]), c) for r, c in zip(results, ids, strict=True) if r["status"] == "ok"]
+    parsed = [
+        (float(r["value"]), c) for r, c in zip(results, ids, strict=True) if r["status"] in PARSED
+    ]
+    return {"n": len(results), **counts, "mean": _mean(ok), "slamkit_mean": _mean(parsed)}
+
+
+def _mean(pairs: list[tuple[float, Any]]) -> Metric | None:
+    if not pairs:
+        return None
+    return cluster_mean([v for v, _ in pairs], [c for _, c in pairs])
+
+
+# What the cache holds of one request: the server's answer as it came (or why there is none).
+_ANSWER_FIELDS = ("answer", "error", "finish_reason", "model", "system_fingerprint")
+
+
+def _answer_record(
+    answer: str | None = None,
+    error: str | None = None,
+    finish_reason: str | None = None,
+    model: str | None = None,
+    system_fingerprint: str | None = None,
+) -> dict[str, Any]:
     return {
-        "n": len(results),
-        **counts,
-        "mean": sum(ok) / len(ok) if ok else None,
-        "slamkit_mean": sum(parsed) / len(parsed) if parsed else None,
+        "answer": answer,
+        "error": error,
+        "finish_reason": finish_reason,
+        "model": model,
+        "system_fingerprint": system_fingerprint,
     }
+
+
+def _is_answer_record(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and set(value) == set(_ANSWER_FIELDS)
+        and all(v is None or isinstance(v, str) for v in value.values())
+        and (value["answer"] is None) != (value["error"] is None)
+    )
+
+
+def _read_answer(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The result of a cached answer record: parsed now (:func:`rating`), or ``error``."""
+    if record["error"] is not None:
+        return _result("error", error=record["error"])
+    return rating(
+        record["answer"], record["finish_reason"], record["model"], record["system_fingerprint"]
+    )
 
 
 # --- options -----------------------------------------------------------------------------------
@@ -377,22 +456,17 @@ class LLMJudge(Judge):
         self.rubric = RUBRICS[self.options["rubric"]]
         self._transport: EndpointClient | None = None
         self._transport_lock = threading.Lock()
+        # Whether an endpoint is configured (nothing is sent to check that it answers), and
+        # why rate() cannot run otherwise (see Judge.available).
+        self.available = self.options["base_url"] is not None
+        self.unavailable_reason = (
+            ""
+            if self.available
+            else f"no endpoint configured: set {ENV_URL} or --judge "
+            "llm=llm-judge,base_url=...,model=..."
+        )
 
     # --- configuration -------------------------------------------------------------------------
-
-    @property
-    def available(self) -> bool:
-        """Whether an endpoint is configured (nothing is sent to check that it answers)."""
-        return self.options["base_url"] is not None
-
-    @property
-    def unavailable_reason(self) -> str:
-        """Why :meth:`rate` cannot run ("" when it can)."""
-        if self.available:
-            return ""
-        return (
-            f"no endpoint configured: set {ENV_URL} or --judge llm=llm-judge,base_url=...,model=..."
-        )
 
     @property
     def batch_size(self) -> int:
@@ -420,6 +494,20 @@ class LLMJudge(Judge):
             "scale": list(SCALE),
         }
 
+    def cache_identity(self) -> dict[str, Any]:
+        """What the endpoint is sent, besides the two texts (in each request's fingerprint):
+        the cache of raw answers is keyed by this alone (see the module doc), never by the
+        harness' or httpx's version, the parser or the code."""
+        o = self.options
+        return {
+            "api": ROUTE.strip("/").replace("/", "."),
+            "endpoint": o["base_url"],
+            "model": o["model"],
+            "request": self.request_settings(),
+            "messages": "one user message: the rubric with the two transcripts in its slots",
+            "rubric_sha256": self.rubric.sha256,
+        }
+
     def request_settings(self) -> dict[str, Any]:
         """The payload fields every request shares besides ``model`` and ``messages``."""
         o = self.options
@@ -439,12 +527,6 @@ class LLMJudge(Judge):
             **self.request_settings(),
         }
 
-    def observed(self) -> dict[str, list[str]]:
-        """Model names and ``system_fingerprint`` values the server answered with so far (not
-        in the identity: known only after answers came back)."""
-        t = self._transport
-        return t.observed() if t is not None else {"model": [], "system_fingerprint": []}
-
     # --- rating --------------------------------------------------------------------------------
 
     def rate(
@@ -456,8 +538,10 @@ class LLMJudge(Judge):
         desc: str | None = None,
     ) -> list[dict[str, Any]]:
         """One result per (prompt, continuation) pair, in order (see the module doc for its
-        fields). Through the executor: identical pairs are asked once, answers are cached by
-        this judge's identity and the two texts, ``error`` results are asked again next time.
+        fields). Through the executor: identical pairs are asked once, raw answers are cached
+        by what the endpoint was sent (:meth:`cache_identity` and the two texts) and parsed
+        when read, failed requests are asked again next time. ``ConfigError`` when the endpoint
+        refuses a request with a 4xx that is not retried (no further request is sent).
         """
         if not self.available:
             raise ConfigError(f"judge {self.name!r}: {self.unavailable_reason}")
@@ -473,23 +557,23 @@ class LLMJudge(Judge):
         ]
         failed_now: set[str] = set()
 
-        def store(key: str, _req: Any, res: dict[str, Any]) -> dict[str, Any]:
-            if res["status"] == "error":
+        def store(key: str, _req: Any, record: dict[str, Any]) -> dict[str, Any]:
+            if record["error"] is not None:
                 failed_now.add(key)
-            return res
+            return record
 
         def load(key: str, value: Any) -> dict[str, Any] | None:
-            # A stored error (an earlier run's) is a miss: asked again. This call's own errors
-            # are returned as they are.
-            if not isinstance(value, dict) or value.get("status") not in STATUSES:
+            # A stored failure (an earlier run's) is a miss: asked again. This call's own
+            # failures are returned as they are. Answers are parsed here, on every read.
+            if not _is_answer_record(value):
                 return None
-            if value["status"] == "error" and key not in failed_now:
+            if value["error"] is not None and key not in failed_now:
                 return None
-            return value
+            return _read_answer(value)
 
         results = run_judge_requests(
             self,
-            "rate",
+            "chat",
             self._rate_batch,
             reqs,
             lambda r: len(r.prompt) + len(r.continuation),
@@ -499,7 +583,8 @@ class LLMJudge(Judge):
             store,
             load,
         )
-        bad = {s: sum(r["status"] == s for r in results) for s in STATUSES[1:]}
+        counts = summarize(results)
+        bad = {s: counts[s] for s in STATUSES[1:]}
         if any(bad.values()):
             detail = ", ".join(f"{n} {s}" for s, n in bad.items() if n)
             log.warning(
@@ -512,35 +597,53 @@ class LLMJudge(Judge):
         return results
 
     def _rate_batch(self, requests: list[PairRequest]) -> list[dict[str, Any]]:
+        """The answer records of ``requests`` (see :func:`_answer_record`), at most
+        ``max_concurrency`` in flight. A refused request (:meth:`_ask`'s ``ConfigError``)
+        stops the batch: nothing new is sent, and the error is raised once those in flight
+        end."""
         if not requests:
             return []
         transport = self._get_transport()
-        workers = min(int(self.options["max_concurrency"]), len(requests))
-        pool = ThreadPoolExecutor(workers, thread_name_prefix=self.name)
-        try:
-            futures = [pool.submit(self._rate_one, transport, r) for r in requests]
-            return [f.result() for f in futures]
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        return transport.run_concurrently(
+            requests, lambda _i, r, stop: self._ask(transport, r, stop)
+        )
 
-    def _rate_one(self, transport: EndpointClient, request: PairRequest) -> dict:
+    def _ask(
+        self, transport: EndpointClient, request: PairRequest, stop: threading.Event
+    ) -> dict[str, Any]:
         label = request.key or "pair"
         payload = self.payload(request.prompt, request.continuation)
         # Retry jitter seeded by the pair: the same pairs retried wait the same.
         rng = random.Random(digest(request.fingerprint()))
         try:
-            body = transport.call("POST", ROUTE, payload, label, rng)
+            body = transport.call("POST", ROUTE, payload, label, rng, stop)
         except EndpointError as e:
-            return _result("error", error=str(e)[:MAX_ERROR])
+            if e.status is not None and 400 <= e.status < 500 and e.status not in RETRY_STATUS:
+                # The request's own fault (key, model, endpoint, an option): every other pair
+                # would be refused alike. Stops the run; the message is redacted like errors.
+                raise ConfigError(
+                    f"judge {self.name!r}: the endpoint refused the request (HTTP {e.status}, "
+                    f"not retried): {transport.redact(str(e))}; check base_url, model, the key "
+                    f"in ${self.options['api_key_env']} and the options; no further request "
+                    "is sent"
+                ) from None
+            return _answer_record(error=transport.redact(str(e))[:MAX_ERROR])
         except transport.http_error as e:  # httpx's other failures (decoding, ...)
-            return _result("error", error=f"{label}: {type(e).__name__}: {e}"[:MAX_ERROR])
+            msg = f"{self.name}: {label}: {type(e).__name__}: {e}"
+            return _answer_record(error=transport.redact(msg)[:MAX_ERROR])
         try:
             text, finish = _answer(body)
         except ValueError as e:
             where = f"{transport.base_url}{ROUTE}"
             msg = f"{self.name}: {label}: malformed response from {where}: {e}"
-            return _result("error", error=transport.redact(msg)[:MAX_ERROR])
-        return rating(text, finish)
+            return _answer_record(error=transport.redact(msg)[:MAX_ERROR])
+        model, fingerprint = (body.get(k) for k in ("model", "system_fingerprint"))
+        return _answer_record(
+            text,
+            finish_reason=finish,
+            model=model if isinstance(model, str) else None,
+            system_fingerprint=fingerprint if isinstance(fingerprint, str) else None,
+        )
 
     def _get_transport(self) -> EndpointClient:
         """The HTTP transport, made on first use (no request is sent by making it)."""

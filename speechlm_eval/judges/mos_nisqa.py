@@ -6,10 +6,12 @@ trained with (``args``: the mel front end, the architecture). The official ones,
 ``weights/`` folder of gabrielmittag/NISQA:
 
 - ``nisqa.tar`` (NISQA v2.0, ``NISQA_DIM``): transmitted-speech quality, five outputs -- overall
-  MOS, noisiness, discontinuity, coloration, loudness -- returned as ``mos``, ``noi``, ``dis``,
-  ``col``, ``loud`` (the network's output order, as the official ``predict_dim`` names them);
+  MOS, noisiness, discontinuity, coloration, loudness -- returned as ``nisqa``, ``nisqa_noi``,
+  ``nisqa_dis``, ``nisqa_col``, ``nisqa_loud`` (the network's output order, the official
+  ``predict_dim`` names prefixed with the predictor, so that scorers write ``mos_nisqa``, never
+  a bare MOS another predictor could share);
 - ``nisqa_tts.tar`` (NISQA-TTS v1.0, ``NISQA``): naturalness of synthesised speech, one output,
-  returned as ``mos``; ``nisqa_mos_only.tar`` (``NISQA``): overall quality only, ``mos``.
+  returned as ``nisqa``; ``nisqa_mos_only.tar`` (``NISQA``): overall quality only, ``nisqa``.
 
 The NISQA code is MIT; the official weights are CC BY-NC-SA 4.0 (non-commercial, share-alike:
 ``weights/LICENSE_model_weights`` of that repository). The identity records the file's SHA-256.
@@ -311,9 +313,9 @@ class NISQAJudge(Judge):
         cache: ResultCache | None = None,
         desc: str | None = None,
     ) -> list[dict[str, float]]:
-        """The checkpoint's outputs (``mos``; with ``nisqa.tar`` also ``noi``, ``dis``, ``col``,
-        ``loud``) for each audio, in order, through the executor (cached, deduplicated); NaN for
-        a clip shorter than one segment."""
+        """The checkpoint's outputs (``nisqa``; with ``nisqa.tar`` also ``nisqa_noi``,
+        ``nisqa_dis``, ``nisqa_col``, ``nisqa_loud``) for each audio, in order, through the
+        executor (cached, deduplicated); NaN for a clip shorter than one segment."""
         return run_judge(self, "predict", self._predict, audios, stats, cache, desc)
 
     def _predict(self, requests: list[JudgeRequest]) -> list[dict[str, float]]:

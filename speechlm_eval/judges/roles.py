@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .. import registry
 from ..config import JudgeBinding, TaskConfig
 from ..errors import ConfigError
 from .base import Judge, load_judge
@@ -75,16 +76,46 @@ def check_overrides(overrides: Mapping[str, JudgeBinding], tasks: Iterable[TaskC
         )
 
 
+# The judge kind (a judge class's ``kind``) each role of the shipped scorers and pipelines
+# calls methods of. A role not named here (a third-party scorer's) is not checked.
+ROLE_KINDS: dict[str, str] = {
+    "asr": "asr",
+    "text_lm": "text_lm",
+    "mos": "mos",
+    "speaker": "speaker",
+    "pitch": "pitch",
+    "llm": "llm",
+    "text_sentiment": "sentiment",
+    "speech_sentiment": "sentiment",
+    "vad": "vad",
+}
+
+
+def check_kind(role: str, judge: str) -> None:
+    """``ConfigError`` when the judge registered as ``judge`` is not of the kind ``role``
+    needs (:data:`ROLE_KINDS`), read from its class: nothing is loaded."""
+    want = ROLE_KINDS.get(role)
+    if want is None:
+        return
+    kind = getattr(registry.get("judges", judge), "kind", "") or ""
+    if kind != want:
+        raise ConfigError(
+            f"judge role {role!r} needs a judge of kind {want!r}, but {judge!r} is of kind "
+            f"{kind!r}; bind a {want} judge (slm-eval judges lists each judge's kind)"
+        )
+
+
 def load_bound(bindings: Mapping[str, JudgeBinding]) -> dict[str, Judge]:
-    """Load (once per process, by :func:`load_judge`) the judge of every role."""
+    """Load (once per process, by :func:`load_judge`) the judge of every role, after checking
+    that each is of the kind its role needs (:func:`check_kind`; before anything loads)."""
+    for role, b in bindings.items():
+        check_kind(role, b.judge)
     return {role: load_judge(b.judge, **dict(b.options)) for role, b in bindings.items()}
 
 
 def describe_judges() -> str:
     """The ``slm-eval judges`` table: each registered judge's kind, input rate, what its
     inputs need, and where its weights come from when nothing is given (``offline``)."""
-    from .. import registry
-
     rows = [("judge", "kind", "rate", "needs", "weights without options")]
     for name in registry.names("judges"):
         try:

@@ -70,7 +70,9 @@ _TASK_LABELS: dict[str, str] = {
     "genppl": "GenPPL",
     "continuation_gslm": "GSLM continuation",
     "continuation_quality": "Continuation quality",
+    "continuation_llm": "LLM judge (ChatGPT score)",
     "prosody_pgslm": "pGSLM prosody",
+    "prosody_pgslm_stream": "pGSLM prosody (streams)",
 }
 
 # Metrics shown in a column of their own beside a task's headline (same dataset, same filter as
@@ -85,6 +87,7 @@ EXTRA_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("vert_at_oracle_ppx", "VERT @ oracle PPX"),
     ),
     "continuation_quality": (("speaker_similarity", "Speaker similarity"),),
+    "prosody_pgslm_stream": (("dur_min_mae_stream", "Duration min-MAE"),),
 }
 
 

@@ -161,6 +161,34 @@ def select_prompts(ctx: TaskContext, opts: dict[str, Any]) -> tuple[list[Prompt]
     return kept, counts
 
 
+def budget(p: Prompt, opts: dict[str, Any]) -> float:
+    """How long ``p``'s continuations may be (``generation.max_seconds``): the rest of its
+    reference utterance (``reference``) or the seconds given."""
+    if opts["max_seconds"] == "reference":
+        return p.seconds - p.prompt_seconds
+    return float(opts["max_seconds"])
+
+
+def continue_request(
+    p: Prompt, audio: Audio, opts: dict[str, Any], temperature: float, seed: int, key: str
+) -> ContinueRequest:
+    """The one :class:`ContinueRequest` of prompt ``p`` at ``temperature`` (its prompt audio
+    ``audio`` at the model's rate, the run's ``seed``, the request ``key``). Every pipeline
+    that samples continuations of a prompt builds its request here (``continue`` and, through
+    ``continue_prosody``, the stream-space prosody tasks), so equal ``generation:`` options
+    make equal requests, and the model's contract makes them the same samples."""
+    return ContinueRequest(
+        prompt=audio,
+        num_samples=opts["num_samples"],
+        temperature=temperature,
+        top_k=opts["top_k"],
+        top_p=opts["top_p"],
+        max_seconds=budget(p, opts),
+        seed=seed,
+        key=key,
+    )
+
+
 def _judged_audio(p: Prompt, cont: Audio, prompt: Audio, opts: dict[str, Any]) -> Audio:
     """What the judges hear: [original prompt +] continuation, cut to the reference length."""
     x = cont.samples
@@ -195,26 +223,11 @@ def _generate(
     head = {p.doc_id: p.ref.head(p.prompt_seconds) for p in part}
     prompt_audio = {d: r.load() for d, r in head.items()}
 
-    def budget(p: Prompt) -> float:
-        if opts["max_seconds"] == "reference":
-            return p.seconds - p.prompt_seconds
-        return float(opts["max_seconds"])
-
     judged: list[Judged] = []
     for t in opts["temperatures"]:
 
         def make(stem: str, a: Audio, t: float = t) -> ContinueRequest:
-            p = by_id[stem.rpartition("@")[0]]
-            return ContinueRequest(
-                prompt=a,
-                num_samples=opts["num_samples"],
-                temperature=t,
-                top_k=opts["top_k"],
-                top_p=opts["top_p"],
-                max_seconds=budget(p),
-                seed=ctx.seed,
-                key=stem,
-            )
+            return continue_request(by_id[stem.rpartition("@")[0]], a, opts, t, ctx.seed, stem)
 
         got = run_requests(
             ctx.model,
@@ -234,7 +247,7 @@ def _generate(
                 judged.append(Judged(doc, t, j, c, _judged_audio(p, c, prompt_audio[doc], opts)))
     for name in opts["baselines"]:  # only repeat_prompt exists (checked by the Spec)
         for p in part:
-            c = repeat_prompt(prompt_audio[p.doc_id], budget(p))
+            c = repeat_prompt(prompt_audio[p.doc_id], budget(p, opts))
             a = _judged_audio(p, c, prompt_audio[p.doc_id], opts)
             judged.append(Judged(p.doc_id, None, 0, c, a, baseline=name))
     return judged, prompt_audio
@@ -287,6 +300,13 @@ def run_continue(ctx: TaskContext) -> TaskOutcome:
     want = report.info.pop("primary", None)
     scoring = {
         "primary_metric": want if want in entry else None,
+        # A headline the run did not produce is said, not silently dropped (e.g. the mos role
+        # rebound to a predictor with other keys: mos_nisqa instead of mos_ovrl).
+        **(
+            {"primary_missing": f"{want} is not among this run's metrics"}
+            if want is not None and want not in entry
+            else {}
+        ),
         **report.info,
         "generation": {**opts, "seed": ctx.seed},
         "prompts": counts,

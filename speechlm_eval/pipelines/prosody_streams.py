@@ -34,7 +34,7 @@ from ..model import ContinueRequest, ProsodyStreams
 from ..scorers.base import ProsodyStreamScorer
 from ..scorers.prosody_streams import StreamSample
 from .base import TaskContext, TaskOutcome, metric_entries
-from .continuation import GENERATION, select_prompts
+from .continuation import GENERATION, continue_request, select_prompts
 
 UNUSED = ("with_prompt", "cut_to_reference", "baselines")
 
@@ -52,28 +52,13 @@ def run_prosody_streams(ctx: TaskContext) -> TaskOutcome:
     head = {p.doc_id: p.ref.head(p.prompt_seconds) for p in prompts}
     rate = ctx.cfg.dataset.sample_rate
 
-    def budget(doc: str) -> float:
-        p = by_id[doc]
-        if opts["max_seconds"] == "reference":
-            return p.seconds - p.prompt_seconds
-        return float(opts["max_seconds"])
-
     cap = continue_prosody_capability(ctx.model, ctx.blobs)
     samples: list[StreamSample] = []
     for t in opts["temperatures"]:
 
         def make(stem: str, a: Audio, t: float = t) -> ContinueRequest:
-            # Field for field the request run_continue makes: the same samples.
-            return ContinueRequest(
-                prompt=a,
-                num_samples=opts["num_samples"],
-                temperature=t,
-                top_k=opts["top_k"],
-                top_p=opts["top_p"],
-                max_seconds=budget(stem.rpartition("@")[0]),
-                seed=ctx.seed,
-                key=stem,
-            )
+            # The request run_continue makes (one helper builds both): the same samples.
+            return continue_request(by_id[stem.rpartition("@")[0]], a, opts, t, ctx.seed, stem)
 
         got = run_requests(
             ctx.model,
@@ -101,7 +86,10 @@ def run_prosody_streams(ctx: TaskContext) -> TaskOutcome:
         desc=f"{ctx.name} reference streams",
         stats=ctx.stats,
     )
-    report = scorer.score_streams(prompts, samples, references)
+    cls = type(ctx.model)
+    report = scorer.score_streams(
+        prompts, samples, references, model=f"model {cls.__module__}.{cls.__qualname__}"
+    )
     entry: dict[str, Any] = {}
     hib: dict[str, bool] = {}
     for filt, metrics in report.by_filter.items():

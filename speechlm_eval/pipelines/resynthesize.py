@@ -78,8 +78,7 @@ def _quality(
             for i, x, y in zip(ids, a, b, strict=True):
                 rows[i][f"mos_{key}"] = float(x) if math.isfinite(x) else None
                 rows[i][f"mos_{key}_original"] = float(y) if math.isfinite(y) else None
-        if any(no_value.values()):
-            info.setdefault("excluded", {})["mos_no_value"] = no_value
+        info.setdefault("excluded", {})["mos_no_value"] = no_value  # zeros too: computed
     spk = ctx.judges.get("speaker")
     if spk is not None:
         sims = spk.similarity(
@@ -90,5 +89,7 @@ def _quality(
         if m is not None:
             metrics["speaker_similarity"] = m
         for i, s in zip(ids, sims, strict=True):
-            rows[i]["speaker_similarity"] = float(s) if math.isfinite(s) else None
+            rows[i]["speaker_similarity"] = (
+                float(s) if s is not None and math.isfinite(float(s)) else None
+            )
     return metrics, rows, info

@@ -187,7 +187,8 @@ class ProsodyStreamScorer(Protocol):
     """The prosody streams of sampled continuations (``continue`` pipeline of
     :mod:`speechlm_eval.pipelines.prosody_streams`, for models with the ``prosody_streams``
     extra): prompts, each sample's streams (``StreamSample`` s) and each prompt's whole
-    reference utterance's streams. Metrics per filter, as :class:`ContinuationScorer`."""
+    reference utterance's streams. Metrics per filter, as :class:`ContinuationScorer`.
+    ``model`` names the model in error messages (streams it gave that cannot be compared)."""
 
     name: str
     inputs: str  # "prosody_streams"
@@ -197,6 +198,7 @@ class ProsodyStreamScorer(Protocol):
         prompts: Sequence[Any],
         samples: Sequence[Any],
         references: Mapping[str, Any],
+        model: str = "the model",
     ) -> Any: ...
 
 
@@ -227,7 +229,7 @@ _INPUTS: dict[type, tuple[str, str]] = {
     DatasetScorer: ("dataset", "a whole dataset's outputs (score(dataset, outputs))"),
     ContinuationScorer: (
         "continuations",
-        "sampled continuations (score_continuations(prompts, judged, references, ...))",
+        "sampled continuations (judge(prompts, judged, references, ...) per part, then finish())",
     ),
     SentimentScorer: (
         "sentiment_outputs",

@@ -18,7 +18,13 @@ anchors and pitfalls: :mod:`speechlm_eval.generation_metrics`). Per temperature 
 - ``llm_score`` (the ``llm`` judge, the survey's "ChatGPT score"; slamkit ``llm_as_judge``):
   the 1-5 rating of each (prompt transcript, continuation transcript) pair, mean over the
   answers that parsed to a score in range; every other answer is counted by status in
-  ``scoring.<task>.llm_status`` (``unparsed``, ``out_of_range``, ``error``);
+  ``scoring.<task>.llm_status`` (``unparsed``, ``out_of_range``, ``error``, and
+  ``empty_transcript``: see below); ``llm_score_slamkit``: slamkit's own mean, over every
+  answer that parsed to an integer, in range or not (comparable with numbers slamkit
+  reports; ``llm_score`` is the one to compare runs of this harness by). Each row keeps the
+  judge's answer (``llm_value``, ``llm_raw`` clipped, ``llm_error``, ``llm_finish_reason``,
+  ``llm_model``, ``llm_system_fingerprint``); ``scoring.<task>.llm_served`` counts the rows
+  answered by each (served model, ``system_fingerprint``) pair;
 - ``mos_<key>`` (the ``mos`` judge on the continuation alone) and ``speaker_similarity``
   (the ``speaker`` judge: cosine of the prompt's and the continuation's embeddings), when
   the task binds those roles.
@@ -30,8 +36,12 @@ name (``repeat_prompt``: the prompt's audio again, no model). Filter
 (``auc_ppx_vert``) and the oracle anchors ``ppx_at_oracle_vert`` / ``vert_at_oracle_ppx``
 (a re-derivation: the official code has none; see :mod:`speechlm_eval.generation_metrics`).
 
-Continuations whose transcript is empty are excluded from every text metric and counted
-(``scoring.<task>.excluded``); standard errors cluster the samples of one prompt.
+Continuations whose transcript is empty (nothing left after the scorer's normaliser) are
+excluded from every text metric and counted (``scoring.<task>.excluded``). For the ``llm``
+judge that means: a pair whose continuation transcript is empty (what the judges hear, or the
+continuation transcribed alone, which is what the LLM reads) is never sent; its row gets
+``llm_status`` ``empty_transcript``, counted in ``scoring.<task>.llm_status`` and never
+averaged. Standard errors cluster the samples of one prompt.
 """
 
 from __future__ import annotations
@@ -47,6 +57,8 @@ import numpy as np
 from .. import generation_metrics as gm
 from ..audio import Audio, AudioRef
 from ..errors import ConfigError
+from ..judges.llm import STATUSES as LLM_STATUSES
+from ..judges.llm import summarize as llm_summary
 from ..metrics import Metric, ScoreReport, cluster_mean, finite_cluster_mean
 from ..options import Opt, Spec
 from .normalizers import NORMALIZERS, get_normalizer
@@ -227,12 +239,28 @@ class GenerationScorer:
         if llm is not None:
             prompt_text = dict(zip(ids, texts[n + k : n + 2 * k], strict=True))
             alone = texts[n + 2 * k :]
-            rated = llm.rate([prompt_text[j.doc_id] for j in judged], alone, stats, cache, desc)
-            for r, j, c, res in zip(rows, judged, alone, rated, strict=True):
+            # An empty continuation transcript is not rated (see the module doc).
+            send = [
+                i
+                for i, (r, c) in enumerate(zip(rows, alone, strict=True))
+                if not r["empty"] and self.normalizer(c).split()
+            ]
+            rated = (
+                llm.rate(
+                    [prompt_text[judged[i].doc_id] for i in send],
+                    [alone[i] for i in send],
+                    stats,
+                    cache,
+                    desc,
+                )
+                if send
+                else []
+            )
+            by_row = dict(zip(send, rated, strict=True))
+            for i, (r, j, c) in enumerate(zip(rows, judged, alone, strict=True)):
                 r["prompt_transcript"] = prompt_text[j.doc_id]
                 r["continuation_transcript"] = c
-                r["llm_score"] = res["score"]
-                r["llm_status"] = res["status"]
+                r.update(_llm_fields(by_row.get(i)))
         mos = judges.get("mos")
         if mos is not None:
             scores = mos.predict([j.continuation for j in judged], stats, cache, desc)
@@ -278,6 +306,7 @@ class GenerationScorer:
         no_signal: dict[str, int] = {}
         no_value: dict[str, int] = {}
         llm_status: dict[str, dict[str, int]] = {}
+        served: Counter[tuple[str | None, str | None]] = Counter()
         points: list[gm.TradeoffPoint] = []
         for filt, rs in rows_by_filter(rows).items():
             t = rs[0]["temperature"]
@@ -303,14 +332,30 @@ class GenerationScorer:
                 if m is not None:
                     metrics["speaker_similarity"] = m
             if any("llm_status" in r for r in rs):
-                # Only answers parsed to a score in range count; the rest are counted by
-                # status (never averaged, never dropped unseen; slamkit drops them silently).
+                # llm_score: only answers parsed to a score in range; llm_score_slamkit: every
+                # parsed integer. Every row is counted by status (never dropped unseen; slamkit
+                # drops the rest silently); empty transcripts were never rated.
                 llm_status[filt] = dict(sorted(Counter(r["llm_status"] for r in rs).items()))
-                ok = [r for r in rs if r["llm_status"] == "ok"]
-                if ok:
-                    metrics["llm_score"] = cluster_mean(
-                        [r["llm_score"] for r in ok], [r["doc_id"] for r in ok]
-                    )
+                rated = [r for r in rs if r["llm_status"] in LLM_STATUSES]
+                summary = llm_summary(
+                    [
+                        {
+                            "status": r["llm_status"],
+                            "score": r["llm_score"],
+                            "value": r["llm_value"],
+                        }
+                        for r in rated
+                    ],
+                    [r["doc_id"] for r in rated],
+                )
+                for key, mean in (("llm_score", "mean"), ("llm_score_slamkit", "slamkit_mean")):
+                    if summary[mean] is not None:
+                        metrics[key] = summary[mean]
+                served.update(
+                    (r["llm_model"], r["llm_system_fingerprint"])
+                    for r in rated
+                    if r["llm_model"] is not None or r["llm_system_fingerprint"] is not None
+                )
             by_filter[filt] = ScoreReport(metrics)
             excluded[filt] = sum(bool(r["empty"]) for r in rs)
             if t is not None and "ppx_mean" in metrics and "vert" in metrics:
@@ -328,10 +373,22 @@ class GenerationScorer:
             "excluded": {
                 "empty_transcript": excluded,
                 "speaker_no_signal": no_signal,
-                **({"mos_no_value": no_value} if any(no_value.values()) else {}),
+                **({"mos_no_value": no_value} if no_value else {}),
             },
             "tradeoff": curve,
-            **({"llm_status": llm_status} if llm_status else {}),
+            **(
+                {
+                    "llm_status": llm_status,
+                    "llm_served": [
+                        {"model": m, "system_fingerprint": fp, "rows": c}
+                        for (m, fp), c in sorted(
+                            served.items(), key=lambda kv: (-kv[1], str(kv[0][0]), str(kv[0][1]))
+                        )
+                    ],
+                }
+                if llm_status
+                else {}
+            ),
             "normalizer": self.normalizer.identity,
             "texts": {
                 "bleu": "normalised transcript, whitespace split (self-, auto-, cont-BLEU)",
@@ -343,7 +400,27 @@ class GenerationScorer:
         return ContinuationReport(by_filter, rows, info)
 
 
+def _llm_fields(res: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A row's fields of the LLM judge's result (``None``: the pair was not sent, its
+    continuation transcript being empty)."""
+    if res is None:
+        res = {"status": "empty_transcript"}
+    return {
+        "llm_score": res.get("score"),
+        "llm_status": res["status"],
+        "llm_value": res.get("value"),
+        "llm_raw": res.get("raw"),  # clipped by the judge
+        "llm_error": res.get("error"),
+        "llm_finish_reason": res.get("finish_reason"),
+        "llm_model": res.get("model"),
+        "llm_system_fingerprint": res.get("system_fingerprint"),
+    }
+
+
 def _finite_or_none(v: Any) -> float | None:
+    """A judge's value, or None where it has none (NaN or None)."""
+    if v is None:
+        return None
     x = float(v)
     return x if math.isfinite(x) else None
 

@@ -18,6 +18,11 @@ segment** (never per frame):
   length approximates it). A quantised stream (``f0_kind="bins"``) is dequantised with pGSLM's
   rule and used as it is (the model normalised it itself). Reference utterances are
   normalised whole, then split.
+- voiced segments, where F0 means and stds are taken: an explicit mask per stream, never
+  read off the values (a normalised value 0.0 is an F0 at the speaker mean): in Hz, the
+  segments from the first voiced one to the last (the interpolated span); quantised, every
+  segment. Samples and references must share the unit frame rate, the F0 kind and the bin
+  edges (else a :class:`~speechlm_eval.errors.PluginError` naming the model).
 
 The reference is the model's own analysis of the whole reference utterance, split as pGSLM
 splits its prefix (``InferenceDataset``): the prompt is every segment up to and including
@@ -41,11 +46,11 @@ the audio-space ``_audio`` ones, whose values they are not comparable with):
   (``compared_segments`` of ``reference_segments``).
 - ``f0_corr_stream`` / ``dur_corr_stream`` (consistency): Pearson r of the reference prompt's
   mean vs each sample's continuation mean, the prompt repeated once per sample, as pGSLM
-  pairs them (F0 means leave out zeros;
+  pairs them (F0 means over voiced segments;
   :func:`~speechlm_eval.prosody_metrics.f0_correlation`, ``duration_correlation``).
 - ``f0_std_stream`` / ``dur_std_stream`` (expressiveness): the pooled std of all generated
   continuation segments (:func:`~speechlm_eval.prosody_metrics.pooled_std`, each segment one
-  value; F0 over non-zero segments only).
+  value; F0 over voiced segments only).
 
 Filter ``oracle``: the reference continuations' own ``f0_std_stream`` and ``dur_std_stream``
 and their prompt-vs-continuation ``f0_corr_stream`` / ``dur_corr_stream`` (pGSLM's
@@ -68,6 +73,7 @@ import numpy as np
 
 from .. import prosody_metrics as pm
 from ..errors import PluginError
+from ..hashing import digest
 from ..metrics import Metric, ScoreReport
 from ..model import ProsodyStreams
 from ..options import Opt, Spec
@@ -121,14 +127,48 @@ def _dequantised(s: ProsodyStreams) -> np.ndarray:
     return pm.dequantise_f0_bins(s.f0.astype(np.int64), s.f0_bin_edges)
 
 
-def _log_f0(s: ProsodyStreams, speaker_mean: float | None) -> np.ndarray | None:
-    """The F0 stream as normalised log-F0 per segment (0 = unvoiced edge), or None when it
+@dataclass(frozen=True)
+class LogF0:
+    """An F0 stream as normalised log-F0 per segment, and which segments are voiced.
+
+    ``voiced`` is explicit, never read off the values: a quantised stream is voiced
+    everywhere (:class:`~speechlm_eval.model.ProsodyStreams`), and its bins dequantise to 0.0
+    for "at the speaker mean"; a stream in Hz is voiced on its interpolated span
+    (:func:`~speechlm_eval.prosody_metrics.interpolated_span`), its unvoiced edges hold 0.0.
+    """
+
+    values: np.ndarray
+    voiced: np.ndarray  # bool, one per segment
+
+    def __getitem__(self, sl: slice) -> LogF0:
+        return LogF0(self.values[sl], self.voiced[sl])
+
+    @property
+    def any_voiced(self) -> bool:
+        return bool(self.voiced.any())
+
+    @property
+    def voiced_values(self) -> np.ndarray:
+        return self.values[self.voiced]
+
+
+def _log_f0(s: ProsodyStreams, speaker_mean: float | None) -> LogF0 | None:
+    """The F0 stream as normalised log-F0 per segment with its voiced mask, or None when it
     has no voiced segment or cannot be normalised (no speaker mean)."""
     if s.f0_kind == "bins":
-        return _dequantised(s) if len(s) else None
+        return LogF0(_dequantised(s), np.ones(len(s), dtype=bool)) if len(s) else None
     if not np.any(s.f0 > 0) or speaker_mean is None:
         return None
-    return pm.normalise_log_f0(s.f0, speaker_mean, interpolate=True)
+    values = pm.normalise_log_f0(s.f0, speaker_mean, interpolate=True)
+    return LogF0(values, pm.interpolated_span(s.f0))
+
+
+def _voiced_part(f0: LogF0 | None, sl: slice) -> LogF0 | None:
+    """``f0[sl]``, or None when that part has no voiced segment."""
+    if f0 is None:
+        return None
+    part = f0[sl]
+    return part if part.any_voiced else None
 
 
 def speaker_log_f0_mean(streams: Sequence[ProsodyStreams]) -> float | None:
@@ -179,17 +219,20 @@ class ProsodyStreamScorer:
         prompts: Sequence[Prompt],
         samples: Sequence[StreamSample],
         references: Mapping[str, ProsodyStreams],
+        model: str = "the model",
     ) -> ContinuationReport:
         """Metrics per filter from the samples' streams and each prompt's whole reference
-        utterance's streams (``references[doc_id]``)."""
+        utterance's streams (``references[doc_id]``). ``model`` names the model in errors
+        (streams that disagree on frame rate or F0 kind are a :class:`PluginError`)."""
         rates = {s.streams.unit_frame_rate for s in samples} | {
             references[p.doc_id].unit_frame_rate for p in prompts
         }
         if len(rates) > 1:
             raise PluginError(
-                f"prosody streams: the model gave streams at several unit frame rates "
+                f"prosody streams of {model}: streams at several unit frame rates "
                 f"({', '.join(f'{r:g}' for r in sorted(rates))} Hz); durations must share one"
             )
+        _check_f0_kinds(model, samples, [references[p.doc_id] for p in prompts])
         ids = [p.doc_id for p in prompts]
         speaker = {p.doc_id: p.speaker if p.speaker is not None else p.doc_id for p in prompts}
         by_speaker: dict[str, list[ProsodyStreams]] = defaultdict(list)
@@ -201,8 +244,8 @@ class ProsodyStreamScorer:
         # The reference, normalised whole, then split into prompt and continuation.
         ref_prompt_dur: dict[str, np.ndarray] = {}
         ref_cont_dur: dict[str, np.ndarray] = {}
-        ref_prompt_f0: dict[str, np.ndarray | None] = {}
-        ref_cont_f0: dict[str, np.ndarray | None] = {}
+        ref_prompt_f0: dict[str, LogF0 | None] = {}
+        ref_cont_f0: dict[str, LogF0 | None] = {}
         no_continuation: list[str] = []
         for p in prompts:
             ref = references[p.doc_id]
@@ -212,17 +255,14 @@ class ProsodyStreamScorer:
             ref_prompt_dur[p.doc_id] = ref.durations[:cut].astype(np.float64)
             ref_cont_dur[p.doc_id] = ref.durations[cut:].astype(np.float64)
             f0 = _log_f0(ref, mean_of[p.doc_id])
-            head = None if f0 is None else f0[:cut]
-            tail = None if f0 is None else f0[cut:]
-            ref_prompt_f0[p.doc_id] = head if head is not None and np.any(head != 0) else None
-            ref_cont_f0[p.doc_id] = tail if tail is not None and np.any(tail != 0) else None
+            ref_prompt_f0[p.doc_id] = _voiced_part(f0, slice(None, cut))
+            ref_cont_f0[p.doc_id] = _voiced_part(f0, slice(cut, None))
         usable = [d for d in ids if d not in no_continuation]
+        ref_cont_f0_values = {d: _values(v) for d, v in ref_cont_f0.items()}  # for min-MAE
 
         rows = []
         for s in samples:
             f0 = _log_f0(s.streams, mean_of[s.doc_id])
-            if f0 is not None and not np.any(f0 != 0):
-                f0 = None
             rows.append(
                 {
                     "doc_id": s.doc_id,
@@ -231,12 +271,11 @@ class ProsodyStreamScorer:
                     "sample": s.sample,
                     "segments": len(s.streams),
                     "frames": int(s.streams.durations.sum()),
-                    "voiced_segments": int(np.count_nonzero(f0)) if f0 is not None else 0,
-                    "f0_mean_norm": pm.stream_mean(f0, exclude_zeros=True)
-                    if f0 is not None
-                    else None,
+                    "voiced_segments": int(f0.voiced.sum()) if f0 is not None else 0,
+                    "f0_mean_norm": pm.stream_mean(f0.voiced_values) if f0 is not None else None,
                     "dur_mean": pm.stream_mean(s.streams.durations) if len(s.streams) else None,
-                    "_f0": f0,
+                    "_f0": _values(f0),
+                    "_log_f0": f0,
                     "_dur": s.streams.durations.astype(np.float64),
                 }
             )
@@ -254,7 +293,7 @@ class ProsodyStreamScorer:
             why: dict[str, str] = {}
             ex: dict[str, Any] = {}
             for stream in ("f0", "dur"):
-                refs = ref_cont_f0 if stream == "f0" else ref_cont_dur
+                refs = ref_cont_dur if stream == "dur" else ref_cont_f0_values
                 mae, info = self._min_mae(usable, by_doc, refs, f"_{stream}")
                 ex[f"{stream}_min_mae"] = info
                 if mae is not None:
@@ -262,8 +301,10 @@ class ProsodyStreamScorer:
                     m[f"{stream}_min_mae_stream"] = Metric(mae, None, n, False)
                 else:
                     why[f"{stream}_min_mae_stream"] = "no prompt left"
-            f0_gen = [[r["_f0"] if r["_f0"] is not None else [] for r in by_doc[d]] for d in usable]
-            corr = pm.f0_correlation([_or_empty(ref_prompt_f0[d]) for d in usable], f0_gen)
+            corr = _f0_corr(
+                [ref_prompt_f0[d] for d in usable],
+                [[r["_log_f0"] for r in by_doc[d]] for d in usable],
+            )
             dcorr = pm.duration_correlation(
                 [ref_prompt_dur[d] for d in usable],
                 [[r["_dur"] for r in by_doc[d]] for d in usable],
@@ -277,7 +318,7 @@ class ProsodyStreamScorer:
                 ex[name.removesuffix("_stream")] = {
                     k: c[k] for k in ("excluded_prompts", "excluded_samples")
                 }
-            f0_std, n_f0 = _pooled([r["_f0"][r["_f0"] != 0] for r in rs if r["_f0"] is not None])
+            f0_std, n_f0 = _pooled([f.voiced_values for r in rs if (f := r["_log_f0"]) is not None])
             dur_std, n_dur = _pooled([r["_dur"] for r in rs])
             if f0_std is not None:
                 m["f0_std_stream"] = Metric(f0_std, None, n_f0, True)
@@ -294,16 +335,15 @@ class ProsodyStreamScorer:
         # The oracle: the reference continuations themselves (pGSLM's --copy-target).
         om: dict[str, Metric] = {}
         owhy: dict[str, str] = {}
-        f0_std, n_f0 = _pooled([v[v != 0] for d in usable if (v := ref_cont_f0[d]) is not None])
+        f0_std, n_f0 = _pooled(
+            [v.voiced_values for d in usable if (v := ref_cont_f0[d]) is not None]
+        )
         dur_std, n_dur = _pooled([ref_cont_dur[d] for d in usable])
         if f0_std is not None:
             om["f0_std_stream"] = Metric(f0_std, None, n_f0, True)
         if dur_std is not None:
             om["dur_std_stream"] = Metric(dur_std, None, n_dur, True)
-        corr = pm.f0_correlation(
-            [_or_empty(ref_prompt_f0[d]) for d in usable],
-            [[_or_empty(ref_cont_f0[d])] for d in usable],
-        )
+        corr = _f0_corr([ref_prompt_f0[d] for d in usable], [[ref_cont_f0[d]] for d in usable])
         dcorr = pm.duration_correlation(
             [ref_prompt_dur[d] for d in usable], [[ref_cont_dur[d]] for d in usable]
         )
@@ -323,10 +363,16 @@ class ProsodyStreamScorer:
         excluded["prompts_without_voiced_reference_prompt"] = sorted(
             d for d in usable if ref_prompt_f0[d] is None
         )
-        excluded["speakers_without_f0"] = sorted(s for s, v in spk_mean.items() if v is None)
+        # a quantised stream needs no speaker mean (the model normalised it itself)
+        excluded["speakers_without_f0"] = sorted(
+            s
+            for s, v in spk_mean.items()
+            if v is None and any(r.f0_kind == "hz" for r in by_speaker[s])
+        )
 
         for r in rows:
-            del r["_f0"], r["_dur"]  # the streams stay out of the samples file (cached)
+            # the streams stay out of the samples file (cached)
+            del r["_f0"], r["_log_f0"], r["_dur"]
         sources = sorted({s.streams.f0_source for s in samples})
         info = {
             "primary": self.options["primary"],
@@ -392,5 +438,51 @@ class ProsodyStreamScorer:
         return total / count, info
 
 
-def _or_empty(v: np.ndarray | None) -> np.ndarray:
-    return np.zeros(0) if v is None else v
+def _values(f0: LogF0 | None) -> np.ndarray | None:
+    return None if f0 is None else f0.values
+
+
+_NO_F0 = LogF0(np.zeros(0), np.zeros(0, dtype=bool))
+
+
+def _f0_corr(
+    prompts: Sequence[LogF0 | None], samples: Sequence[Sequence[LogF0 | None]]
+) -> dict[str, Any]:
+    """pGSLM's F0 correlation, means over the voiced segments (the explicit masks, so a
+    dequantised bin of value 0.0 counts); a missing stream has no mean (excluded, counted)."""
+    ps = [p or _NO_F0 for p in prompts]
+    gs = [[g or _NO_F0 for g in gen] for gen in samples]
+    return pm.f0_correlation(
+        [p.values for p in ps],
+        [[g.values for g in gen] for gen in gs],
+        prompt_voiced=[p.voiced for p in ps],
+        continuation_voiced=[[g.voiced for g in gen] for gen in gs],
+    )
+
+
+def _f0_kind(s: ProsodyStreams) -> str:
+    """A stream's F0 kind in words, its bin edges included (what samples and references
+    must share)."""
+    if s.f0_kind != "bins":
+        return s.f0_kind
+    e = s.f0_bin_edges or ()
+    return f"bins ({len(e)} edges {e[0]:g}..{e[-1]:g}, {digest(list(e))[:8]})"
+
+
+def _check_f0_kinds(
+    model: str, samples: Sequence[StreamSample], references: Sequence[ProsodyStreams]
+) -> None:
+    """Samples and references must have one F0 kind and, quantised, the same bin edges: the
+    metrics compare their values."""
+    gen = {(s.streams.f0_kind, s.streams.f0_bin_edges): s.streams for s in samples}
+    ref = {(r.f0_kind, r.f0_bin_edges): r for r in references}
+    if len(gen.keys() | ref.keys()) <= 1:
+        return
+
+    def show(kinds: Mapping[Any, ProsodyStreams]) -> str:
+        return " / ".join(sorted({_f0_kind(v) for v in kinds.values()})) or "none"
+
+    raise PluginError(
+        f"prosody streams of {model}: samples and references must share f0_kind and "
+        f"f0_bin_edges; samples have F0 as {show(gen)}, references as {show(ref)}"
+    )
