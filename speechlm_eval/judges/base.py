@@ -24,7 +24,7 @@ import numpy as np
 from .. import registry
 from ..audio import Audio
 from ..cache import ResultCache
-from ..errors import PluginError
+from ..errors import ConfigError, PluginError
 from ..execute import BatchSizer, ExecStats, Item, Job, execute
 from ..hashing import digest, sha256_file
 from ..options import Opt, Spec, parse
@@ -51,6 +51,25 @@ def path_sha256(path: Path) -> str:
     for p in sorted(q for q in path.rglob("*") if q.is_file()):
         h.update(f"{p.relative_to(path).as_posix()}\0{sha256_file(p)}\n".encode())
     return h.hexdigest()
+
+
+def weights_file(judge: str, value: str | None, what: str, example: str) -> str:
+    """The resolved path of a judge's required ``model`` option naming a weights file on disk.
+
+    ``what`` says what the file is (and its licence), ``example`` its usual name: both go into
+    the one-line ConfigError when the option is missing or names no file (weights are never
+    downloaded)."""
+    if not value:
+        raise ConfigError(
+            f"judge {judge!r} needs option 'model': the path of {what}; nothing is downloaded"
+        )
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise ConfigError(
+            f"judge {judge!r}: option 'model': {path} is not a file; put {example} there; "
+            "nothing is downloaded"
+        )
+    return str(path.resolve())
 
 
 # --- options ---------------------------------------------------------------------------------

@@ -73,6 +73,7 @@ from .base import (
     package_version,
     path_sha256,
     run_judge,
+    weights_file,
 )
 
 BACKENDS = ("torchmetrics", "nisqa")
@@ -132,19 +133,13 @@ class NISQAJudge(Judge):
     @classmethod
     def resolve_options(cls, name: str, options: Any) -> dict[str, Any]:
         opts = super().resolve_options(name, options)
-        if not opts["model"]:
-            raise ConfigError(
-                f"judge {name!r} needs option 'model': the path of a NISQA checkpoint file "
-                "(e.g. nisqa.tar or nisqa_tts.tar from the weights/ folder of "
-                "gabrielmittag/NISQA; CC BY-NC-SA 4.0); nothing is downloaded"
-            )
-        path = Path(opts["model"]).expanduser()
-        if not path.is_file():
-            raise ConfigError(
-                f"judge {name!r}: option 'model': {path} is not a file; put a NISQA checkpoint "
-                "there (nisqa.tar, nisqa_tts.tar, ...); nothing is downloaded"
-            )
-        opts["model"] = str(path.resolve())
+        opts["model"] = weights_file(
+            name,
+            opts["model"],
+            "a NISQA checkpoint file (e.g. nisqa.tar or nisqa_tts.tar from the weights/ folder "
+            "of gabrielmittag/NISQA; CC BY-NC-SA 4.0)",
+            "a NISQA checkpoint (nisqa.tar, nisqa_tts.tar, ...)",
+        )
         return opts
 
     def __init__(self, name: str = "nisqa", **options: Any) -> None:

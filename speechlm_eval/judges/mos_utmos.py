@@ -54,6 +54,7 @@ from .base import (
     package_version,
     path_sha256,
     run_judge,
+    weights_file,
 )
 
 INSTALL = "pip install utmos-pytorch==0.1.0"
@@ -86,19 +87,13 @@ class UTMOS22Judge(Judge):
     @classmethod
     def resolve_options(cls, name: str, options: Any) -> dict[str, Any]:
         opts = super().resolve_options(name, options)
-        if not opts["model"]:
-            raise ConfigError(
-                f"judge {name!r} needs option 'model': the path of the UTMOS22 strong learner's "
-                "weights (utmos_state_dict.pt, the Lightning module's state_dict as published "
-                "with utmos-pytorch); nothing is downloaded"
-            )
-        path = Path(opts["model"]).expanduser()
-        if not path.is_file():
-            raise ConfigError(
-                f"judge {name!r}: option 'model': {path} is not a file; put the UTMOS22 weights "
-                "there (utmos_state_dict.pt); nothing is downloaded"
-            )
-        opts["model"] = str(path.resolve())
+        opts["model"] = weights_file(
+            name,
+            opts["model"],
+            "the UTMOS22 strong learner's weights (utmos_state_dict.pt, the Lightning module's "
+            "state_dict as published with utmos-pytorch)",
+            "the UTMOS22 weights (utmos_state_dict.pt)",
+        )
         return opts
 
     def __init__(self, name: str = "utmos22", **options: Any) -> None:

@@ -27,6 +27,7 @@ both sides alike.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -214,16 +215,15 @@ def _reference_audio(p: Prompt, opts: dict[str, Any]) -> Audio:
 PART_PROMPTS = 16
 
 
-def _generate(
+def sample_continuations(
     ctx: TaskContext, cap: Capability, part: list[Prompt], opts: dict[str, Any], desc: str
-) -> tuple[list[Judged], dict[str, Audio]]:
-    """Every sampled (and baseline) continuation of ``part``'s prompts, as the judges hear
-    them, and the prompts' audio."""
+) -> Iterator[tuple[str, float, list[Any]]]:
+    """``(doc_id, temperature, outputs)`` for each prompt of ``part`` and temperature: the
+    model's outputs of ``cap`` (``continue`` audio, or ``continue_prosody`` streams) for the
+    requests :func:`continue_request` builds, through the cached executor. Both continue
+    pipelines sample here, so equal options give them the very same requests."""
     by_id = {p.doc_id: p for p in part}
     head = {p.doc_id: p.ref.head(p.prompt_seconds) for p in part}
-    prompt_audio = {d: r.load() for d, r in head.items()}
-
-    judged: list[Judged] = []
     for t in opts["temperatures"]:
 
         def make(stem: str, a: Audio, t: float = t) -> ContinueRequest:
@@ -240,11 +240,22 @@ def _generate(
             desc=f"{desc} T={t:g}",
             stats=ctx.stats,
         )
-        for stem, conts in got.items():
-            doc = stem.rpartition("@")[0]
-            p = by_id[doc]
-            for j, c in enumerate(conts):
-                judged.append(Judged(doc, t, j, c, _judged_audio(p, c, prompt_audio[doc], opts)))
+        for stem, outputs in got.items():
+            yield stem.rpartition("@")[0], t, outputs
+
+
+def _generate(
+    ctx: TaskContext, cap: Capability, part: list[Prompt], opts: dict[str, Any], desc: str
+) -> tuple[list[Judged], dict[str, Audio]]:
+    """Every sampled (and baseline) continuation of ``part``'s prompts, as the judges hear
+    them, and the prompts' audio."""
+    by_id = {p.doc_id: p for p in part}
+    prompt_audio = {p.doc_id: p.ref.head(p.prompt_seconds).load() for p in part}
+    judged: list[Judged] = []
+    for doc, t, conts in sample_continuations(ctx, cap, part, opts, desc):
+        p = by_id[doc]
+        for j, c in enumerate(conts):
+            judged.append(Judged(doc, t, j, c, _judged_audio(p, c, prompt_audio[doc], opts)))
     for name in opts["baselines"]:  # only repeat_prompt exists (checked by the Spec)
         for p in part:
             c = repeat_prompt(prompt_audio[p.doc_id], budget(p, opts))

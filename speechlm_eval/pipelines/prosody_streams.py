@@ -24,17 +24,15 @@ a task that asks for one is a ConfigError.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
-from ..audio import Audio
 from ..errors import ConfigError
 from ..execute import continue_prosody_capability, prosody_streams_capability, run_requests
-from ..model import ContinueRequest, ProsodyStreams
+from ..model import ProsodyStreams
 from ..scorers.base import ProsodyStreamScorer
 from ..scorers.prosody_streams import StreamSample
 from .base import TaskContext, TaskOutcome, metric_entries
-from .continuation import GENERATION, continue_request, select_prompts
+from .continuation import GENERATION, sample_continuations, select_prompts
 
 UNUSED = ("with_prompt", "cut_to_reference", "baselines")
 
@@ -48,32 +46,14 @@ def run_prosody_streams(ctx: TaskContext) -> TaskOutcome:
         )
     scorer = ctx.scorer(ProsodyStreamScorer)
     prompts, counts = select_prompts(ctx, opts)
-    by_id = {p.doc_id: p for p in prompts}
-    head = {p.doc_id: p.ref.head(p.prompt_seconds) for p in prompts}
     rate = ctx.cfg.dataset.sample_rate
-
     cap = continue_prosody_capability(ctx.model, ctx.blobs)
-    samples: list[StreamSample] = []
-    for t in opts["temperatures"]:
-
-        def make(stem: str, a: Audio, t: float = t) -> ContinueRequest:
-            # The request run_continue makes (one helper builds both): the same samples.
-            return continue_request(by_id[stem.rpartition("@")[0]], a, opts, t, ctx.seed, stem)
-
-        got = run_requests(
-            ctx.model,
-            ctx.model_key,
-            {f"{d}@{t:g}": r for d, r in head.items()},
-            replace(cap, make=make),
-            expected_rate=rate,
-            cache=ctx.cache,
-            sizer=ctx.sizer,
-            desc=f"{ctx.name} T={t:g} streams",
-            stats=ctx.stats,
-        )
-        for stem, streams in got.items():
-            doc = stem.rpartition("@")[0]
-            samples += [StreamSample(doc, t, j, s) for j, s in enumerate(streams)]
+    # The requests run_continue makes (one sampler builds both): the same samples.
+    samples = [
+        StreamSample(doc, t, j, s)
+        for doc, t, streams in sample_continuations(ctx, cap, prompts, opts, f"{ctx.name} streams")
+        for j, s in enumerate(streams)
+    ]
 
     references: dict[str, ProsodyStreams] = run_requests(
         ctx.model,
