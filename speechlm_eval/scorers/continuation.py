@@ -167,16 +167,10 @@ def _window(v: Any) -> list[float]:
     return [float(v[0]), float(v[1])]
 
 
-class GenerationScorer:
-    """The ``continuation`` scorer (see the module docstring)."""
-
-    name = "continuation"
-    inputs = "continuations"
-    roles = ("asr",)  # text_lm, llm, mos and speaker are used when the task binds them
-
-    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
-        self.options = OPTIONS.parse(f"scorer {self.name!r}", options or {})
-        self.normalizer = get_normalizer(self.options["normalizer"])
+class PartScorer:
+    """What the continuation scorers share: :meth:`score_continuations`, their
+    :meth:`judge` on one part then :meth:`finish`, for callers that hold every prompt at once
+    (the pipeline itself calls ``judge`` per part and ``finish`` once)."""
 
     def score_continuations(
         self,
@@ -190,8 +184,22 @@ class GenerationScorer:
         desc: str | None = None,
     ) -> ContinuationReport:
         """:meth:`judge` then :meth:`finish` on one part (everything in memory at once)."""
-        part = self.judge(prompts, judged, references, prompt_audio, judges, cache, stats, desc)
-        return self.finish(prompts, [part])
+        part = self.judge(  # type: ignore[attr-defined]
+            prompts, judged, references, prompt_audio, judges, cache, stats, desc
+        )
+        return self.finish(prompts, [part])  # type: ignore[attr-defined]
+
+
+class GenerationScorer(PartScorer):
+    """The ``continuation`` scorer (see the module docstring)."""
+
+    name = "continuation"
+    inputs = "continuations"
+    roles = ("asr",)  # text_lm, llm, mos and speaker are used when the task binds them
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        self.options = OPTIONS.parse(f"scorer {self.name!r}", options or {})
+        self.normalizer = get_normalizer(self.options["normalizer"])
 
     def judge(
         self,

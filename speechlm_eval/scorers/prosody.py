@@ -37,7 +37,7 @@ from ..audio import Audio
 from ..errors import DataError
 from ..metrics import Metric, ScoreReport
 from ..options import Opt, Spec
-from .continuation import ContinuationReport, Judged, Prompt, rows_by_filter
+from .continuation import ContinuationReport, Judged, PartScorer, Prompt, rows_by_filter
 
 if TYPE_CHECKING:
     from ..cache import ResultCache
@@ -61,7 +61,7 @@ class ProsodyRows:
     truth_f0: dict[str, np.ndarray]
 
 
-class ProsodyScorer:
+class ProsodyScorer(PartScorer):
     """The ``prosody`` scorer (see the module docstring). Option: ``primary``."""
 
     name = "prosody"
@@ -70,21 +70,6 @@ class ProsodyScorer:
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options = OPTIONS.parse(f"scorer {self.name!r}", options or {})
-
-    def score_continuations(
-        self,
-        prompts: Sequence[Prompt],
-        judged: Sequence[Judged],
-        references: Mapping[str, Audio],
-        prompt_audio: Mapping[str, Audio],
-        judges: Mapping[str, Any],
-        cache: ResultCache,
-        stats: ExecStats | None = None,
-        desc: str | None = None,
-    ) -> ContinuationReport:
-        """:meth:`judge` then :meth:`finish` on one part (everything in memory at once)."""
-        part = self.judge(prompts, judged, references, prompt_audio, judges, cache, stats, desc)
-        return self.finish(prompts, [part])
 
     def judge(
         self,
