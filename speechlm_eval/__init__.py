@@ -1,11 +1,13 @@
 """speechlm-eval: an evaluation harness for speech language models."""
 
-from .audio import Audio, AudioRef, load_audio
+from .audio import Audio, AudioRef, TwoChannelAudio, load_audio
 from .errors import ConfigError, DataError, PluginError, SlmEvalError
 from .model import (
     CAPABILITIES,
     ContinueRequest,
     ConverseRequest,
+    ConverseResult,
+    DuplexSession,
     EncodeRequest,
     EncodeResult,
     LoglikelihoodRequest,
@@ -13,6 +15,7 @@ from .model import (
     RespondRequest,
     RespondResult,
     ResynthesizeRequest,
+    SessionInfo,
     SpeechLM,
 )
 
@@ -25,7 +28,9 @@ __all__ = [
     "ConfigError",
     "ContinueRequest",
     "ConverseRequest",
+    "ConverseResult",
     "DataError",
+    "DuplexSession",
     "EncodeRequest",
     "EncodeResult",
     "LoglikelihoodRequest",
@@ -34,8 +39,10 @@ __all__ = [
     "RespondRequest",
     "RespondResult",
     "ResynthesizeRequest",
+    "SessionInfo",
     "SlmEvalError",
     "SpeechLM",
+    "TwoChannelAudio",
     "__version__",
     "load_audio",
 ]

@@ -74,6 +74,84 @@ class Audio:
         return Audio(y.astype(np.float32), int(target_rate), self.source)
 
 
+@dataclass(frozen=True, eq=False)
+class TwoChannelAudio:
+    """Two time-aligned mono channels of one conversation (channel ``a``, channel ``b``).
+
+    The value type of dialogue audio: a dGSLM-style two-channel prompt or continuation, the
+    user and model channels of a ``converse`` session, a stereo corpus file. Construction
+    validates both channels as :class:`Audio` (each names its channel in errors) and that
+    they share one sample rate and one length, so the timeline is the same for both.
+    """
+
+    a: Audio
+    b: Audio
+    source: str = field(default="<two-channel>", compare=False)
+
+    def __post_init__(self) -> None:
+        for name, ch in (("a", self.a), ("b", self.b)):
+            if not isinstance(ch, Audio):
+                raise DataError(
+                    f"{self.source}: channel {name} must be an Audio, got {type(ch).__name__}"
+                )
+        if self.a.sample_rate != self.b.sample_rate:
+            raise DataError(
+                f"{self.source}: the two channels have different sample rates "
+                f"({self.a.sample_rate} and {self.b.sample_rate} Hz)"
+            )
+        if self.a.samples.size != self.b.samples.size:
+            raise DataError(
+                f"{self.source}: the two channels have different lengths "
+                f"({self.a.samples.size} and {self.b.samples.size} samples); "
+                "a conversation's channels must share one timeline"
+            )
+
+    @classmethod
+    def from_array(cls, samples: np.ndarray, sample_rate: int, source: str) -> TwoChannelAudio:
+        """From a ``(frames, 2)`` array (soundfile's layout of a stereo file)."""
+        x = np.asarray(samples)
+        if x.ndim != 2 or x.shape[1] != 2:
+            raise DataError(f"{source}: expected two channels (frames, 2), got shape {x.shape}")
+        return cls(
+            Audio(np.ascontiguousarray(x[:, 0], dtype=np.float32), sample_rate, f"{source}[a]"),
+            Audio(np.ascontiguousarray(x[:, 1], dtype=np.float32), sample_rate, f"{source}[b]"),
+            source,
+        )
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.a.sample_rate)
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds (both channels)."""
+        return self.a.duration
+
+    def channel(self, name: str) -> Audio:
+        """Channel ``"a"`` or ``"b"``."""
+        if name not in ("a", "b"):
+            raise ValueError(f"channel must be 'a' or 'b', got {name!r}")
+        return self.a if name == "a" else self.b
+
+    def content_hash(self) -> str:
+        """SHA-256 over both channels' :meth:`Audio.content_hash` (order matters)."""
+        return hashlib.sha256(
+            f"{self.a.content_hash()}|{self.b.content_hash()}".encode()
+        ).hexdigest()
+
+    def resample(self, target_rate: int) -> TwoChannelAudio:
+        """Both channels resampled (:meth:`Audio.resample`); self when rates match."""
+        if target_rate == self.sample_rate:
+            return self
+        return TwoChannelAudio(
+            self.a.resample(target_rate), self.b.resample(target_rate), self.source
+        )
+
+    def to_array(self) -> np.ndarray:
+        """``(frames, 2)`` float32, for writing a stereo file."""
+        return np.stack([self.a.samples, self.b.samples], axis=1)
+
+
 @dataclass(frozen=True)
 class AudioInfo:
     """Header facts of an audio file, read without decoding the samples."""

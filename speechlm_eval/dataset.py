@@ -67,6 +67,43 @@ class ChoiceDataset:
         return ChoiceDataset(self.root, files, items, self.identity)
 
 
+@dataclass(frozen=True)
+class SessionItem:
+    """One stimulus of a ``converse`` task: the user channel ``files[doc_id]`` is streamed to
+    the model; ``kind`` says what the stimulus tests (``conversation``, ``fullduplex``,
+    ``pause_handling``, ``turn_taking``, ``backchannel``, ``user_interruption``, ...);
+    ``meta``: the reader's annotations in seconds on the user channel's timeline (IPUs,
+    planned pauses, turn ends, interruptions); ``reference``: the other side of a recorded
+    conversation, when the data has it (its audio path; the human reference for statistics)."""
+
+    doc_id: str
+    kind: str
+    meta: dict[str, Any] = field(default_factory=dict)
+    reference: Any = None  # Path or AudioRef
+
+
+@dataclass
+class SessionDataset:
+    """The stimuli of a ``converse`` task (see :class:`SessionItem`)."""
+
+    root: Path
+    files: dict[str, Any]  # doc_id -> user channel (Path, or AudioRef for a channel view)
+    items: list[SessionItem]
+    identity: dict[str, Any]
+
+    def doc_ids(self) -> list[str]:
+        return [i.doc_id for i in self.items]
+
+    def limited(self, limit: int | None) -> SessionDataset:
+        """The first ``limit`` stimuli."""
+        if limit is None:
+            return self
+        items = self.items[:limit]
+        keep = {i.doc_id for i in items}
+        files = {k: v for k, v in self.files.items() if k in keep}
+        return SessionDataset(self.root, files, items, self.identity)
+
+
 def listing_hash(root: Path, paths: Iterable[Path]) -> str:
     """Content identity of a folder layout without a manifest: relative names and sizes."""
     h = hashlib.sha256()

@@ -15,9 +15,11 @@ from . import distributed, registry
 from .audio import Audio, AudioRef
 from .cache import BlobStore, ResultCache
 from .errors import PluginError
-from .hashing import digest
+from .hashing import digest, sha256_file
 from .model import (
     ContinueRequest,
+    ConverseRequest,
+    ConverseResult,
     EncodeRequest,
     EncodeResult,
     LoglikelihoodRequest,
@@ -264,12 +266,19 @@ class Capability:
     call: Callable[[list[Any]], list[Any]]
     store: Callable[[str, Any, Any], Any]
     load: Callable[[str, Any], Any]
+    # Harness code that shapes the outputs beyond the model's own (e.g. the converse driver,
+    # which places the model's frames on the timeline): name -> SHA-256 of its source. It keys
+    # the cached outputs, so they are recomputed when that code changes.
+    harness_code: Mapping[str, str] = field(default_factory=dict)
 
     def job(self, model: SpeechLM, mkey: str) -> Job:
         """The job of this capability of ``model`` (cache namespace ``mkey``, its
         :func:`model_key`), keyed also by what the model says this method's outputs depend
-        on beyond it (:meth:`SpeechLM.method_identity`; the same key when it says nothing)."""
+        on beyond it (:meth:`SpeechLM.method_identity`; the same key when it says nothing)
+        and by :attr:`harness_code` when there is any."""
         key = method_key(model, mkey, self.name)
+        if self.harness_code:
+            key = digest({"job": key, "harness_code": dict(self.harness_code)})
         return Job(self.name, key, self.call, model.sample_rate, self.store, self.load)
 
 
@@ -298,6 +307,7 @@ def run_requests(
     sizer: BatchSizer,
     desc: str,
     stats: ExecStats,
+    unit: str = "file",
 ) -> dict[str, Any]:
     """One request per audio file (or :class:`AudioRef` view of one) of a dataset, through
     :func:`execute`: ``stem -> value``. Headers are checked up front; samples are read batch by
@@ -322,6 +332,7 @@ def run_requests(
         sizer=sizer,
         stats=stats,
         desc=desc,
+        unit=unit,
     )
     return dict(zip(stems, values, strict=True))
 
@@ -618,6 +629,33 @@ def respond_capability(model: SpeechLM, blobs: BlobStore) -> Capability:
         model.respond,
         store,
         load,
+    )
+
+
+def converse_capability(model: SpeechLM, blobs: BlobStore, seed: int) -> Capability:
+    """``converse``: one streaming session per user channel (:func:`streaming.drive`); the
+    model channel kept as a blob, the session's wall-clock figures beside it. A session is
+    computed whole or not at all, so a killed run never resumes from half a session."""
+    from . import streaming
+    from .streaming import drive
+
+    def call(requests: list[ConverseRequest]) -> list[ConverseResult]:
+        return [drive(model, r) for r in requests]
+
+    def store(key: str, req: ConverseRequest, r: ConverseResult) -> dict[str, Any]:
+        return {"sample_rate": _keep_audio(blobs, key, r.model), "realtime": r.realtime}
+
+    def load(key: str, v: dict[str, Any]) -> ConverseResult | None:
+        a = _kept_audio(blobs, key, v["sample_rate"], f"model channel:{key[:12]}")
+        return None if a is None else ConverseResult(a, v["realtime"])
+
+    return Capability(
+        "converse",
+        lambda s, a: ConverseRequest(user=a, key=s, seed=seed),
+        call,
+        store,
+        load,
+        harness_code={"speechlm_eval.streaming": sha256_file(streaming.__file__)},
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -356,11 +356,55 @@ class RespondResult:
 
 @dataclass(frozen=True)
 class ConverseRequest:
+    """One ``converse`` session as the harness sees it: the whole user channel, which the
+    harness streams to the model frame by frame (the model never receives this object), the
+    session's label and seed."""
+
     user: Audio
     key: str = ""
+    seed: int = 0
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"user": _audio_id(self.user)}
+        return {"user": _audio_id(self.user), "seed": int(self.seed)}
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """What a model learns when a ``converse`` session opens: nothing about the user's audio.
+
+    ``frame_samples`` user samples arrive per :meth:`DuplexSession.step` at ``sample_rate``;
+    ``seed`` seeds whatever the model samples in this session (same seed and same user audio
+    must give the same model channel)."""
+
+    key: str
+    seed: int
+    sample_rate: int
+    frame_samples: int
+
+
+@runtime_checkable
+class DuplexSession(Protocol):
+    """A model's side of one streaming conversation (see :meth:`SpeechLM.open_session`).
+
+    The harness calls :meth:`step` once per frame, in time order, with the user's next
+    ``frame_samples`` samples (a read-only float32 array; the last frame is zero-padded), and
+    the model returns its own next ``frame_samples`` samples (float32, finite). What step ``i``
+    returns is played in frame ``i + 1``: a reply to audio heard up to time t starts at t at
+    the earliest, so one frame is the least latency any model has. :meth:`close` is called
+    once at the end, also after an error."""
+
+    def step(self, user: np.ndarray) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ConverseResult:
+    """A finished session: the model channel, time-synchronous with the user channel (same
+    rate, same length), and how fast the model computed it (:func:`pipelines.converse.drive`)."""
+
+    model: Audio
+    realtime: dict[str, Any]
 
 
 # --- the base class --------------------------------------------------------------------------
@@ -395,6 +439,8 @@ class SpeechLM:
     # ``prosody_streams`` = it implements :meth:`continue_prosody` and :meth:`prosody_streams`.
     # The runner skips a task needing an extra the model does not declare.
     continue_extras: ClassVar[frozenset[str]] = frozenset()
+    # ``converse``: the seconds of audio per streaming step, each way (:meth:`open_session`).
+    converse_frame_seconds: ClassVar[float | None] = None
 
     def __init__(self, device: str | None = None, **kwargs: Any) -> None:
         self.device = device
@@ -463,7 +509,14 @@ class SpeechLM:
     def respond(self, requests: list[RespondRequest]) -> list[RespondResult]:
         raise NotImplementedError
 
-    def converse(self, requests: list[ConverseRequest]) -> list[Audio]:
+    def open_session(self, info: SessionInfo) -> DuplexSession:
+        """The ``converse`` capability: open one streaming, causal session.
+
+        The model declares its frame length in :attr:`converse_frame_seconds` (e.g. 0.08 for
+        Moshi-style 12.5 Hz models) and works at :attr:`sample_rate`. The harness
+        (:mod:`speechlm_eval.pipelines.converse`) feeds the user channel frame by frame and
+        writes the model channel from the frames the session returns; the model never sees
+        audio from the future. Sessions are opened one at a time and closed before the next."""
         raise NotImplementedError
 
 

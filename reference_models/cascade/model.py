@@ -42,15 +42,16 @@ from speechlm_eval.errors import ConfigError, DataError, PluginError
 from speechlm_eval.hashing import sha256_file
 from speechlm_eval.model import (
     ContinueRequest,
-    ConverseRequest,
     LoglikelihoodRequest,
     LoglikelihoodResult,
     RespondRequest,
     RespondResult,
+    SessionInfo,
     SpeechLM,
 )
 from speechlm_eval.options import Opt, Spec, parse_pairs, to_bool
 
+from .converse import FRAME_SECONDS, CascadeSession, ConversePolicy
 from .tts import SAMPLE_RATE, Speaker
 
 try:  # lm-eval and NLTK come with the 'cascade' extra; without it the plugin says so when built
@@ -59,7 +60,7 @@ except ImportError as _e:  # depends on the installation
     textlm = None  # type: ignore[assignment]
     _MISSING = _e.name
 
-__all__ = ["Cascade", "ConversePolicy", "plan_turns"]
+__all__ = ["Cascade", "ConversePolicy"]
 
 CHARS_PER_SECOND = 20  # above the joe voice's speaking rate (about 14 here): a safe text cap
 
@@ -110,67 +111,6 @@ OPTIONS = Spec(
 )
 
 
-# --- converse: the turn-taking policy ----------------------------------------------------------
-
-
-class ConversePolicy:
-    """When the cascade speaks in a conversation (times in seconds).
-
-    - A user turn is a Silero VAD speech segment, with pauses shorter than ``gap`` inside
-      it (VAD ``min_silence_duration_ms`` = ``gap``).
-    - The model answers a turn ``gap`` seconds after the turn's speech ends: the moment a
-      causal listener knows the user has paused for ``gap``. It answers only if the user
-      has not started again by then.
-    - It speaks its whole answer unless the user barges in: if user speech starts while
-      the model is speaking, the model stops ``yield_after`` seconds after that onset (the
-      time to be sure it is speech) and does not resume; it answers the interrupting turn
-      when that one ends, by the same rule.
-    - Everything past the end of the user channel is cut: the model channel has exactly
-      the user channel's length. A 10 ms fade-out avoids a click where speech is cut.
-    """
-
-    def __init__(self, gap: float = 0.5, yield_after: float = 0.3, threshold: float = 0.5):
-        self.gap, self.yield_after, self.threshold = (
-            float(gap),
-            float(yield_after),
-            float(threshold),
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "turn_end_silence_s": self.gap,
-            "response_delay_after_turn_end_s": self.gap,
-            "yield_after_barge_in_s": self.yield_after,
-            "vad": "silero-vad get_speech_timestamps",
-            "vad_threshold": self.threshold,
-            "vad_min_speech_ms": 250,
-            "vad_speech_pad_ms": 30,
-            "resume_after_interruption": False,
-        }
-
-
-def plan_turns(
-    segments: list[tuple[int, int]], n: int, sr: int, policy: ConversePolicy
-) -> list[tuple[int, int, int]]:
-    """Which user turns get an answer, and when: ``(turn index, start, latest stop)``.
-
-    ``segments``: VAD speech segments (sample indices, sorted); ``n``: channel length.
-    ``latest stop`` is where a barge-in cuts the answer (``n`` without one); the answer's
-    own length may end it earlier.
-    """
-    gap = round(policy.gap * sr)
-    yield_after = round(policy.yield_after * sr)
-    plan = []
-    for k, (_, end) in enumerate(segments):
-        start = end + gap
-        nxt = segments[k + 1][0] if k + 1 < len(segments) else None
-        if start >= n or (nxt is not None and nxt <= start):
-            continue  # no time left, or the user went on before the model could answer
-        stop = n if nxt is None else min(n, nxt + yield_after, segments[k + 1][1] + gap)
-        plan.append((k, start, stop))
-    return plan
-
-
 # --- the plugin --------------------------------------------------------------------------------
 
 
@@ -185,6 +125,7 @@ class Cascade(SpeechLM):
         {"speech->speech", "speech->text", "text->speech", "text->text"}
     )
     sample_rate = SAMPLE_RATE
+    converse_frame_seconds = FRAME_SECONDS
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -365,7 +306,8 @@ class Cascade(SpeechLM):
         return out
 
     @cached_property
-    def _vad(self) -> Any:
+    def vad_model(self) -> Any:
+        """The packaged Silero VAD (JIT), loaded once; sessions reset its state."""
         try:
             from silero_vad import load_silero_vad
         except ImportError:
@@ -375,47 +317,8 @@ class Cascade(SpeechLM):
             ) from None
         return load_silero_vad(onnx=False)
 
-    def speech_segments(self, audio: Audio) -> list[tuple[int, int]]:
-        """Silero VAD speech segments (sample indices at 16 kHz), pauses < ``gap`` merged."""
-        import torch
-        from silero_vad import get_speech_timestamps
-
-        x = torch.from_numpy(audio.resample(SAMPLE_RATE).samples.copy())
-        with torch.inference_mode():
-            ts = get_speech_timestamps(
-                x,
-                self._vad,
-                threshold=self.policy.threshold,
-                sampling_rate=SAMPLE_RATE,
-                min_silence_duration_ms=round(self.policy.gap * 1000),
-                min_speech_duration_ms=250,
-                speech_pad_ms=30,
-            )
-        self._vad.reset_states()
-        return [(int(t["start"]), int(t["end"])) for t in ts]
-
-    def converse(self, requests: list[ConverseRequest]) -> list[Audio]:
-        """The model channel for each user channel (same length); see :class:`ConversePolicy`."""
-        out = []
-        fade = round(0.01 * SAMPLE_RATE)
-        for r in requests:
-            user = r.user.resample(SAMPLE_RATE)
-            n = user.samples.size
-            segs = self.speech_segments(user)
-            plan = plan_turns(segs, n, SAMPLE_RATE, self.policy)
-            heard = self.transcribe(
-                [
-                    Audio(user.samples[segs[k][0] : segs[k][1]].copy(), SAMPLE_RATE)
-                    for k, _, _ in plan
-                ]
-            )
-            channel = np.zeros(n, dtype=np.float32)
-            for (k, start, stop), text in zip(plan, heard, strict=True):
-                answer = self._answer(text)
-                speech = self.tts.say(answer, f"{r.key}#turn{k}").samples
-                piece = speech[: max(0, stop - start)].copy()
-                if piece.size < speech.size and piece.size > fade:  # cut: fade out
-                    piece[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
-                channel[start : start + piece.size] = piece
-            out.append(Audio(channel, SAMPLE_RATE, f"{r.key or 'converse'}: model channel"))
-        return out
+    def open_session(self, info: SessionInfo) -> CascadeSession:
+        """A streaming conversation (see :mod:`.converse`: decisions from past audio only)."""
+        if info.sample_rate != SAMPLE_RATE:
+            raise PluginError(f"cascade converse runs at {SAMPLE_RATE} Hz, got {info.sample_rate}")
+        return CascadeSession(self, info)

@@ -16,9 +16,11 @@ from ..errors import ConfigError, PluginError
 from ..model import SpeechLM
 from .base import TaskContext, TaskOutcome
 from .continuation import run_continue
+from .converse import run_converse
 from .encode import run_encode
 from .likelihood import run_likelihood
 from .prosody_streams import run_prosody_streams
+from .respond import run_respond
 from .resynthesize import run_resynthesize
 from .stsp import continue_direction, run_stsp
 
@@ -47,6 +49,8 @@ PIPELINES: dict[str, Pipeline] = {
     "encode": run_encode,
     "resynthesize": run_resynthesize,
     "continue": run_continue_task,
+    "converse": run_converse,
+    "respond": run_respond,
 }
 
 

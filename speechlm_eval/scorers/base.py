@@ -35,6 +35,7 @@ independent per-sample record to aggregate.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
@@ -202,6 +203,39 @@ class ProsodyStreamScorer(Protocol):
     ) -> Any: ...
 
 
+@dataclass
+class FilteredReport:
+    """Metrics per filter (``t=0.7``, ``oracle``, ``none``...), one row per scored output, and
+    what the results record under ``scoring.<task>``: what multi-filter scorers return."""
+
+    by_filter: dict[str, ScoreReport]
+    per_item: list[dict[str, Any]]
+    info: dict[str, Any]
+
+
+@runtime_checkable
+class SessionScorer(Protocol):
+    """Streaming ``converse`` sessions (:mod:`speechlm_eval.pipelines.converse`): each
+    :class:`~speechlm_eval.pipelines.converse.Session` has the dataset item (its timings),
+    the user channel and the model channel on one timeline. As :class:`ContinuationScorer`,
+    :meth:`judge` runs on a few sessions at a time (their audio is then dropped) and
+    :meth:`finish` once on every part's rows, giving a :class:`FilteredReport`."""
+
+    name: str
+    inputs: str  # "sessions"
+
+    def judge(
+        self,
+        sessions: Sequence[Any],
+        judges: Mapping[str, Any],
+        cache: ResultCache,
+        stats: ExecStats | None = None,
+        desc: str | None = None,
+    ) -> Any: ...
+
+    def finish(self, items: Sequence[Any], parts: Sequence[Any]) -> FilteredReport: ...
+
+
 @runtime_checkable
 class DatasetScorer(Protocol):
     """Aggregate-only scorers (``encode`` pipeline: ABX): the whole dataset's outputs at once."""
@@ -238,6 +272,10 @@ _INPUTS: dict[type, tuple[str, str]] = {
     ProsodyStreamScorer: (
         "prosody_streams",
         "prosody streams of continuations (score_streams(prompts, samples, references))",
+    ),
+    SessionScorer: (
+        "sessions",
+        "streaming converse sessions (judge(sessions, judges, ...) per part, then finish())",
     ),
 }
 

@@ -61,6 +61,7 @@ from ..judges.llm import STATUSES as LLM_STATUSES
 from ..judges.llm import summarize as llm_summary
 from ..metrics import Metric, ScoreReport, cluster_mean, finite_cluster_mean
 from ..options import Opt, Spec
+from .base import FilteredReport
 from .normalizers import NORMALIZERS, get_normalizer
 
 if TYPE_CHECKING:
@@ -116,13 +117,8 @@ def rows_by_filter(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, A
     return {f: groups[f] for f in sorted(groups, key=key)}
 
 
-@dataclass
-class ContinuationReport:
-    """Metrics per filter, one row per continuation, and what the results record."""
-
-    by_filter: dict[str, ScoreReport]
-    per_item: list[dict[str, Any]]
-    info: dict[str, Any]
+# Metrics per filter, one row per continuation, and what the results record.
+ContinuationReport = FilteredReport
 
 
 @dataclass

@@ -1,0 +1,131 @@
+"""Scorer ``turn_taking``: dGSLM turn-taking statistics of ``converse`` sessions.
+
+Each stimulus is one side (the user, channel A) of a recorded two-channel conversation; the
+model converses with it and its channel stands where the other speaker's (B) was. The
+``vad`` judge finds speech in the user channel, the model channel and the reference channel
+B; IPUs are speech merged across silences shorter than ``min_silence`` (option, default
+0.2 s as dGSLM); pauses, gaps and overlaps follow (:mod:`speechlm_eval.turntaking`, a
+documented re-derivation: dGSLM released no evaluation code). Filters:
+
+- ``model``: statistics of (user, model), per conversation, averaged over conversations;
+- ``reference``: the same statistics of (user, B) measured the same way (same VAD, same
+  threshold): what a human partner did in the same conversation;
+- ``annotated`` (when the data gives exact IPUs of both channels, as the built-in
+  conversations do): the statistics of the annotated (user, B) IPUs, without a VAD, so the
+  VAD's own bias can be read off against ``reference``.
+
+Per kind (``ipus``, ``pauses``, ``gaps``, ``overlaps``): ``<kind>_per_min`` (events per
+minute of conversation), ``<kind>_seconds_per_min`` (cumulated duration per minute) and,
+for the ``model`` filter, ``<kind>_mean`` (mean duration; conversations without such an
+event left out and counted). Rates are per conversation, then averaged (standard error
+over conversations).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .. import turntaking as tt
+from ..audio import AudioRef
+from ..metrics import Metric, ScoreReport, mean
+from ..options import Opt, Spec
+from .base import FilteredReport
+
+if TYPE_CHECKING:
+    from ..cache import ResultCache
+    from ..execute import ExecStats
+
+OPTIONS = Spec(
+    {
+        "primary": Opt(str, None, doc="the headline metric, 'metric,filter'"),
+        "min_silence": Opt(float, tt.MIN_SILENCE, ge=0, doc="s of silence that split IPUs"),
+    },
+    noun="key",
+    strict=True,
+)
+
+FILTERS = ("model", "reference", "annotated")
+
+
+def _stats(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]], dur: float, ms: float):
+    return tt.stats({"user": tt.ipus(a, ms), "other": tt.ipus(b, ms)}, dur).as_dict()
+
+
+class TurnTakingScorer:
+    """The ``turn_taking`` scorer (see the module docstring). Role: ``vad``."""
+
+    name = "turn_taking"
+    inputs = "sessions"
+    roles = ("vad",)
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        self.options = OPTIONS.parse(f"scorer {self.name!r}", options or {})
+
+    def judge(
+        self,
+        sessions: Sequence[Any],
+        judges: Mapping[str, Any],
+        cache: ResultCache,
+        stats: ExecStats | None = None,
+        desc: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """A row per session: the three channels' VAD segments and the statistics."""
+        ms = self.options["min_silence"]
+        refs = [s.item.reference for s in sessions]
+        missing = [s.doc_id for s, r in zip(sessions, refs, strict=True) if r is None]
+        ref_audio = [
+            (r if isinstance(r, AudioRef) else AudioRef(r)).load() for r in refs if r is not None
+        ]
+        audios = [s.user for s in sessions] + [s.model for s in sessions] + ref_audio
+        segs = judges["vad"].segments(audios, stats, cache, desc)
+        n = len(sessions)
+        user, model, ref = segs[:n], segs[n : 2 * n], iter(segs[2 * n :])
+        rows = []
+        for i, s in enumerate(sessions):
+            dur = s.user.duration
+            row: dict[str, Any] = {"doc_id": s.doc_id, "duration": dur}
+            row["model"] = _stats(user[i], model[i], dur, ms)
+            if s.doc_id not in missing:
+                row["reference"] = _stats(user[i], next(ref), dur, ms)
+            truth = s.item.meta.get("ipus")
+            if isinstance(truth, Mapping) and len(truth) == 2:
+                a, b = list(truth.values())
+                row["annotated"] = _stats(a, b, dur, ms)
+            row["segments"] = {"user": user[i], "model": model[i]}
+            rows.append(row)
+        return rows
+
+    def finish(self, items: Sequence[Any], parts: Sequence[list[dict[str, Any]]]) -> FilteredReport:
+        rows = [r for part in parts for r in part]
+        by_filter: dict[str, ScoreReport] = {}
+        left_out: dict[str, int] = {}
+        for f in FILTERS:
+            have = [r[f] for r in rows if f in r]
+            if not have:
+                continue
+            metrics: dict[str, Metric] = {}
+            for k in tt.EVENT_KINDS:
+                metrics[f"{k}_per_min"] = mean([h[f"{k}_per_min"] for h in have])
+                metrics[f"{k}_seconds_per_min"] = mean([h[f"{k}_seconds_per_min"] for h in have])
+                means = [h[f"{k}_mean"] for h in have if not math.isnan(h[f"{k}_mean"])]
+                if means:
+                    metrics[f"{k}_mean"] = mean(means)
+                left_out[f"{k}_mean,{f}"] = len(have) - len(means)
+            by_filter[f] = ScoreReport(metrics)
+        info = {
+            "primary": self.options["primary"],
+            "definition": "re-derivation of dGSLM's statistics (no official code); "
+            "speechlm_eval.turntaking",
+            "min_silence_s": self.options["min_silence"],
+            "normalisation": "per minute of each conversation (its whole timeline), then "
+            "the mean over conversations",
+            "counts": {
+                "sessions": len(rows),
+                "with_reference": sum("reference" in r for r in rows),
+                "with_annotation": sum("annotated" in r for r in rows),
+                "conversations_without_event_for_mean": left_out,
+            },
+        }
+        return FilteredReport(by_filter, rows, info)

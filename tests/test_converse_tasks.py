@@ -1,0 +1,238 @@
+"""The ``converse`` pipeline and its tasks on the built-in tiny dialogue data: a causal stand-in
+model through ``evaluate``, resume after a model error (finished sessions never recomputed,
+no results written), determinism, the ``fullduplex`` scorer on hand-made timelines and the
+``turn_taking`` scorer against the turn-taking module called directly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+from helpers import build_tiny
+
+from speechlm_eval import turntaking as tt
+from speechlm_eval.audio import Audio
+from speechlm_eval.dataset import SessionItem
+from speechlm_eval.errors import DataError, PluginError
+from speechlm_eval.model import SessionInfo, SpeechLM
+from speechlm_eval.runner import RunOptions, evaluate
+from speechlm_eval.scorers.fullduplex import FullDuplexScorer, score_session
+from speechlm_eval.scorers.turntaking import TurnTakingScorer
+
+SR = 16000
+FRAME = 0.04
+
+
+class Talker:
+    """After 0.3 s of user silence following user sound, says back (parrots) the first 0.6 s
+    of sound it heard from the user: speech, so the VAD judge hears it (energy, causal)."""
+
+    def __init__(self, model: EchoTalker, info: SessionInfo) -> None:
+        self.model, self.n = model, info.frame_samples
+        self.quiet, self.heard_sound = 0, False
+        self.kept: list[np.ndarray] = []  # the first 0.6 s of loud frames heard
+        self.queue = np.zeros(0, np.float32)
+
+    def step(self, user: np.ndarray) -> np.ndarray:
+        self.model.steps += 1
+        if self.model.fail_at is not None and self.model.steps == self.model.fail_at:
+            raise RuntimeError("injected failure")
+        loud = float(np.abs(user).max()) > 1e-3
+        if loud and len(self.kept) * FRAME < 0.6:
+            self.kept.append(user.copy())
+        self.heard_sound |= loud
+        self.quiet = 0 if loud else self.quiet + 1
+        if self.heard_sound and self.quiet * FRAME >= 0.3 and not self.queue.size:
+            self.queue, self.heard_sound = np.concatenate(self.kept), False
+        out = np.zeros(self.n, np.float32)
+        take = min(self.n, self.queue.size)
+        out[:take], self.queue = self.queue[:take], self.queue[take:]
+        return out
+
+    def close(self) -> None:
+        self.model.closed += 1
+
+
+class EchoTalker(SpeechLM):
+    capabilities: ClassVar[frozenset[str]] = frozenset({"converse"})
+    sample_rate = SR
+    converse_frame_seconds = FRAME
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        super().__init__()
+        self.fail_at, self.steps, self.opened, self.closed = fail_at, 0, 0, 0
+
+    def identity(self) -> dict[str, Any]:
+        return {"class": "EchoTalker"}  # equal for every instance: cache hits across runs
+
+    def open_session(self, info: SessionInfo) -> Talker:
+        self.opened += 1
+        return Talker(self, info)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dialogue_tiny")
+    build_tiny(out, ["dialogue"])
+    return out
+
+
+def _opts(data: Path, tmp: Path, **kw: Any) -> RunOptions:
+    base = dict(
+        tasks="converse_turn_taking,converse_fullduplex",
+        data_dir=str(data),
+        data_source="official",
+        output_path=str(tmp / "out"),
+        use_cache=str(tmp / "cache.sqlite"),
+        log_samples=True,
+    )
+    base.update(kw)
+    return RunOptions(**base)
+
+
+def _rows(out: Path, task: str) -> list[dict[str, Any]]:
+    (f,) = sorted(out.rglob(f"samples_{task}_*.jsonl"))
+    return [json.loads(x) for x in f.read_text().splitlines()]
+
+
+def test_tasks_run_and_resume_after_a_model_error(data: Path, tmp_path: Path) -> None:
+    n_sessions = 4  # tiny: 2 conversations + 2 full-duplex stimuli
+    # A run that fails in the middle of the third session: one error naming the session and
+    # the frame, nothing written; the two finished sessions are in the cache.
+    probe = EchoTalker()
+    res = evaluate("echo-talker", {}, _opts(data, tmp_path / "probe"), model=probe)
+    assert probe.opened == n_sessions and probe.closed == n_sessions
+    # The conversations task runs first (2 sessions, cached as each finishes); the failure
+    # comes 5 frames into the first full-duplex session (sessions run longest first).
+    conv = [json.loads(x) for x in (data / "dialogue/conversations/conversations.jsonl").open()]
+    frames = sorted((-(-round(c["duration"] * SR) // round(FRAME * SR)) for c in conv), reverse=True)
+    steps_two = frames[0] + frames[1]
+    failing = EchoTalker(fail_at=steps_two + 5)
+    with pytest.raises(PluginError, match=r"converse session 'fd-\d+', frame 4 .*injected failure"):
+        evaluate("echo-talker", {}, _opts(data, tmp_path), model=failing)
+    assert not list((tmp_path / "out").rglob("results_*.json"))
+    assert failing.opened == 3 and failing.closed == 3
+    again = EchoTalker()
+    res2 = evaluate("echo-talker", {}, _opts(data, tmp_path), model=again)
+    assert again.opened == n_sessions - 2  # the two finished sessions came from the cache
+    # Same results as the uninterrupted run, row for row.
+    for task in ("converse_turn_taking", "converse_fullduplex"):
+        assert res2["results"][task] == res["results"][task]
+        a = _rows(tmp_path / "probe" / "out", task)
+        b = _rows(tmp_path / "out", task)
+        strip = ("model_audio",)
+        assert [{k: v for k, v in r.items() if k not in strip} for r in a] == [
+            {k: v for k, v in r.items() if k not in strip} for r in b
+        ]
+    sc = res2["scoring"]["converse_fullduplex"]
+    assert sc["protocol"]["frame_seconds"] == FRAME and sc["realtime"]["sessions"] == 2
+
+
+def test_the_talker_behaviour_is_measured_on_the_timeline(data: Path, tmp_path: Path) -> None:
+    """The stand-in answers 0.3 s of silence after sound with 0.6 s of speech (+ one frame
+    of delay, + the frame it takes to count): it takes the planned pauses (all of them are
+    longer than 0.3 s) and responds ~0.3-0.42 s after the turn end."""
+    res = evaluate(
+        "echo-talker", {}, _opts(data, tmp_path, tasks="converse_fullduplex"), model=EchoTalker()
+    )
+    m = res["results"]["converse_fullduplex"]
+    assert m["pause_takeover_rate,none"] == 1.0
+    assert m["response_rate,none"] == 1.0
+    assert 0.3 <= m["response_latency,none"] <= 0.3 + 3 * FRAME
+    rows = _rows(tmp_path / "out", "converse_fullduplex")
+    stim = {
+        json.loads(x)["id"]: json.loads(x)
+        for x in (data / "dialogue/fullduplex/fullduplex.jsonl").open()
+    }
+    for r in rows:
+        # recomputed from the VAD segments the row kept, by the scorer's own rule
+        again = score_session(stim[r["doc_id"]], [tuple(s) for s in r["model_speech"]], 1.0)
+        assert again["response_latency"] == pytest.approx(r["response_latency"], abs=1e-4)
+
+
+# --- the scorers on hand-made timelines -----------------------------------------------------------
+
+META = {
+    "id": "s",
+    "pauses": [{"start": 2.0, "end": 3.0, "planned": True}],
+    "turn_ends": [5.0, 9.0],
+    "interruptions": [{"start": 7.0, "end": 9.0}],
+}
+
+
+def test_fullduplex_session_hand_computed() -> None:
+    # speaks 2.5-2.75 in the pause, answers at 5.4, is still talking at the barge-in (7.0)
+    # and stops at 7.45.
+    r = score_session(META, [(2.5, 2.75), (5.4, 7.45)], stop_within=1.0)
+    assert r["pause_takeover"] == 1.0 and r["pause_speech_seconds"] == pytest.approx(0.25)
+    assert r["responded"] == 1.0 and r["response_latency"] == pytest.approx(0.4)
+    assert r["speaking_at_barge_in"] and r["stop_latency"] == pytest.approx(0.45)
+    assert r["stopped"] == 1.0
+    # silent in the pause, never answers before the barge-in, silent at it
+    r = score_session(META, [(9.5, 10.0)], stop_within=1.0)
+    assert r["pause_takeover"] == 0.0 and r["responded"] == 0.0
+    assert r["response_latency"] is None and not r["speaking_at_barge_in"]
+    # talks through the barge-in for 2 s: not a stop within 1 s
+    r = score_session(META, [(5.2, 9.0)], stop_within=1.0)
+    assert r["stop_latency"] == pytest.approx(2.0) and r["stopped"] == 0.0
+    with pytest.raises(DataError, match="expected one planned pause"):
+        score_session({**META, "pauses": []}, [], 1.0)
+
+
+def test_fullduplex_aggregate_counts_sessions_without_barge_in_speech() -> None:
+    sc = FullDuplexScorer({})
+    parts = [
+        [
+            {"doc_id": "a", **score_session(META, [(5.4, 7.45)], 1.0)},
+            {"doc_id": "b", **score_session(META, [(9.5, 10.0)], 1.0)},
+        ]
+    ]
+    rep = sc.finish([], parts)
+    m = rep.by_filter["none"].metrics
+    assert m["response_rate"].value == 0.5 and m["response_latency"].value == pytest.approx(0.4)
+    assert m["interrupt_stop_rate"].n == 1  # b was silent at the barge-in: not a stop
+    assert rep.info["counts"]["not_speaking_at_barge_in"] == 1
+
+
+class FixedVAD:
+    """A stand-in vad judge: the segments of each audio, looked up by its first sample."""
+
+    def __init__(self, table: dict[float, list[tuple[float, float]]]) -> None:
+        self.table = table
+
+    def segments(self, audios, stats=None, cache=None, desc=None):
+        return [self.table[round(float(a.samples[0]), 3)] for a in audios]
+
+
+def test_turn_taking_scorer_equals_the_module(tmp_path: Path) -> None:
+    def marked(v: float) -> Audio:
+        x = np.zeros(SR * 10, np.float32)
+        x[0] = v
+        return Audio(x, SR)
+
+    ref_path = tmp_path / "b.wav"
+    import soundfile as sf
+
+    sf.write(ref_path, marked(0.3).samples, SR, subtype="FLOAT")
+    user = [(0.5, 2.0), (2.1, 3.0), (6.0, 7.0)]  # 0.1 s silence: merged into one IPU
+    model = [(3.4, 5.8), (6.5, 8.0)]
+    other = [(3.2, 5.9)]
+    vad = FixedVAD({0.1: user, 0.2: model, 0.3: other})
+    item = SessionItem("c", "conversation", {}, ref_path)
+    s = SimpleNamespace(doc_id="c", item=item, user=marked(0.1), model=marked(0.2))
+    sc = TurnTakingScorer({"min_silence": 0.2})
+    rows = sc.judge([s], {"vad": vad}, cache=None)
+    want = tt.stats({"u": tt.ipus(user, 0.2), "m": tt.ipus(model, 0.2)}, 10.0).as_dict()
+    assert rows[0]["model"] == want
+    rep = sc.finish([], [rows])
+    assert rep.by_filter["model"].metrics["gaps_per_min"].value == pytest.approx(want["gaps_per_min"])
+    # by hand: IPUs user (0.5-3.0), (6.0-7.0); model (3.4-5.8), (6.5-8.0): gaps 3.0-3.4 and
+    # 5.8-6.0, one overlap 6.5-7.0; 10 s = 1/6 min
+    assert want["gaps_count"] == 2 and want["overlaps_count"] == 1
+    assert want["gaps_per_min"] == pytest.approx(12.0)
+    assert want["overlaps_seconds"] == pytest.approx(0.5)
+    assert "reference" in rows[0] and rep.info["counts"]["with_reference"] == 1
