@@ -12,7 +12,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import distributed, registry
-from .audio import Audio, AudioRef
+from .audio import Audio, AudioRef, TwoChannelAudio
 from .cache import BlobStore, ResultCache
 from .errors import PluginError
 from .hashing import digest, sha256_file
@@ -418,7 +418,9 @@ def continue_capability(model: SpeechLM, blobs: BlobStore) -> Capability:
         return model.continue_(requests)
 
     def store(key: str, req: ContinueRequest, r: Any) -> dict[str, Any]:
-        kind = "str" if req.output == "text" else "speechlm_eval.Audio"
+        kind = {"text": "str", "dialogue": "speechlm_eval.TwoChannelAudio"}.get(
+            req.output, "speechlm_eval.Audio"
+        )
         if not isinstance(r, list) or len(r) != req.num_samples:
             n = len(r) if isinstance(r, list) else type(r).__name__
             raise PluginError(
@@ -433,6 +435,28 @@ def continue_capability(model: SpeechLM, blobs: BlobStore) -> Capability:
                         "expected str (the request's output is text)"
                     )
             return {"texts": list(r)}
+        if req.output == "dialogue":
+            want = req.budget(1000.0, f"continue({req.key!r})")[2]  # ms: the exact length
+            for i, d in enumerate(r):
+                if not isinstance(d, TwoChannelAudio):
+                    raise PluginError(
+                        f"continue({req.key!r}): continuation {i} is {type(d).__name__}; "
+                        "expected speechlm_eval.TwoChannelAudio"
+                    )
+                if abs(d.duration * 1000 - want) > 1000 / d.sample_rate + 1e-6:
+                    raise PluginError(
+                        f"continue({req.key!r}): continuation {i} lasts {d.duration:.3f} s; "
+                        f"a dialogue continuation must last max_seconds ({want / 1000:g} s)"
+                    )
+            return {
+                "dialogue_rates": [
+                    [
+                        _keep_audio(blobs, f"{key}.{i}.a", d.a),
+                        _keep_audio(blobs, f"{key}.{i}.b", d.b),
+                    ]
+                    for i, d in enumerate(r)
+                ]
+            }
         rates = []
         for i, a in enumerate(r):
             if not isinstance(a, Audio):
@@ -446,6 +470,15 @@ def continue_capability(model: SpeechLM, blobs: BlobStore) -> Capability:
     def load(key: str, v: dict[str, Any]) -> list[Audio] | list[str] | None:
         if "texts" in v:
             return list(v["texts"])
+        if "dialogue_rates" in v:
+            dialogues = []
+            for i, (ra, rb) in enumerate(v["dialogue_rates"]):
+                a = _kept_audio(blobs, f"{key}.{i}.a", ra, f"dialogue:{key[:12]}.{i}.a")
+                b = _kept_audio(blobs, f"{key}.{i}.b", rb, f"dialogue:{key[:12]}.{i}.b")
+                if a is None or b is None:
+                    return None
+                dialogues.append(TwoChannelAudio(a, b, f"dialogue continuation {key[:12]}.{i}"))
+            return dialogues
         out = []
         for i, rate in enumerate(v["sample_rates"]):
             a = _kept_audio(blobs, f"{key}.{i}", rate, f"continuation:{key[:12]}.{i}")

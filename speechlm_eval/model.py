@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from .audio import Audio
+from .audio import Audio, TwoChannelAudio
 
 CAPABILITIES: tuple[str, ...] = (
     "loglikelihood",
@@ -32,6 +32,9 @@ CONTINUE_MODALITIES: tuple[str, ...] = (
     "speech->text",
     "text->speech",
     "text->text",
+    # dGSLM-style: a two-channel prompt (TwoChannelAudio) continued on both channels; offline
+    # and non-streaming, a different thing from ``converse`` (never feeds full-duplex metrics).
+    "dialogue->dialogue",
 )
 
 # What a ``continue`` model may expose about its continuations beyond the output itself. A
@@ -110,10 +113,13 @@ class ContinueRequest:
     """Sample ``num_samples`` continuations of a prompt; sample i uses a generator seeded from
     (``seed``, i), so the same request gives the same output (and the cache can hold it).
 
-    The prompt is ``prompt`` (audio) or ``prompt_text`` (text): exactly one is set. ``output``
-    is ``"speech"`` (the model answers a list of :class:`Audio`, at most ``max_seconds`` each)
-    or ``"text"`` (a list of ``str``, at most ``max_tokens`` of the model's own text tokens
-    each; ``None``: the model's default). Only the continuation is returned, never the prompt.
+    The prompt is ``prompt`` (audio), ``prompt_text`` (text) or ``prompt_dialogue`` (a
+    two-channel conversation): exactly one is set. ``output`` is ``"speech"`` (the model
+    answers a list of :class:`Audio`, at most ``max_seconds`` each), ``"text"`` (a list of
+    ``str``, at most ``max_tokens`` of the model's own text tokens each; ``None``: the model's
+    default) or, for a dialogue prompt only, ``"dialogue"`` (a list of
+    :class:`TwoChannelAudio`, both channels continued, channel ``a`` continuing ``a``, exactly
+    ``max_seconds`` long). Only the continuation is returned, never the prompt.
     :attr:`direction` (``"speech->text"``, ...) must be one of the model's
     ``continue_modalities``; the harness never sends another.
     """
@@ -129,19 +135,30 @@ class ContinueRequest:
     prompt_text: str | None = None
     output: str = "speech"
     max_tokens: int | None = None
+    prompt_dialogue: TwoChannelAudio | None = None
 
     def __post_init__(self) -> None:
         where = f"continue request {self.key!r}"
-        if (self.prompt is None) == (self.prompt_text is None):
-            raise ValueError(f"{where}: set exactly one of prompt (audio) and prompt_text")
+        given = [x is not None for x in (self.prompt, self.prompt_text, self.prompt_dialogue)]
+        if sum(given) != 1:
+            raise ValueError(
+                f"{where}: set exactly one of prompt (audio), prompt_text and prompt_dialogue"
+            )
         if self.prompt_text is not None and not isinstance(self.prompt_text, str):
             raise ValueError(f"{where}: prompt_text must be a str")
-        if self.output not in ("speech", "text"):
+        if self.prompt_dialogue is not None:
+            if not isinstance(self.prompt_dialogue, TwoChannelAudio):
+                raise ValueError(f"{where}: prompt_dialogue must be a TwoChannelAudio")
+            if self.output != "dialogue":
+                raise ValueError(f"{where}: a dialogue prompt is continued as output 'dialogue'")
+        elif self.output not in ("speech", "text"):
             raise ValueError(f"{where}: output must be 'speech' or 'text', got {self.output!r}")
 
     @property
     def direction(self) -> str:
         """``"<prompt modality>-><output modality>"``, one of :data:`CONTINUE_MODALITIES`."""
+        if self.prompt_dialogue is not None:
+            return "dialogue->dialogue"
         return f"{'speech' if self.prompt is not None else 'text'}->{self.output}"
 
     def budget(self, frame_rate: float, where: str) -> tuple[int, int, int]:
@@ -185,6 +202,8 @@ class ContinueRequest:
             fp["output"] = self.output
         if self.max_tokens is not None:
             fp["max_tokens"] = int(self.max_tokens)
+        if self.prompt_dialogue is not None:
+            fp["prompt_dialogue"] = self.prompt_dialogue.content_hash()
         return fp
 
 

@@ -236,3 +236,109 @@ def test_turn_taking_scorer_equals_the_module(tmp_path: Path) -> None:
     assert want["gaps_per_min"] == pytest.approx(12.0)
     assert want["overlaps_seconds"] == pytest.approx(0.5)
     assert "reference" in rows[0] and rep.info["counts"]["with_reference"] == 1
+
+
+# --- dialogue->dialogue continuation (dGSLM-style, offline) ----------------------------------
+
+
+class CopyDialogue(SpeechLM):
+    """Continues a two-channel prompt by repeating it (cut or zero-padded to max_seconds)."""
+
+    capabilities: ClassVar[frozenset[str]] = frozenset({"continue"})
+    continue_modalities: ClassVar[frozenset[str]] = frozenset({"dialogue->dialogue"})
+    sample_rate = SR
+
+    def __init__(self, short: bool = False) -> None:
+        super().__init__()
+        self.short = short
+        self.requests: list[Any] = []
+
+    def continue_(self, requests):
+        from speechlm_eval.audio import TwoChannelAudio
+
+        out = []
+        for r in requests:
+            self.requests.append(r)
+            n = round(r.max_seconds * SR) - (SR if self.short else 0)
+            d = r.prompt_dialogue
+
+            def fit(x: np.ndarray, n: int = n) -> np.ndarray:
+                y = np.zeros(n, np.float32)
+                y[: min(n, x.size)] = x[:n]
+                return y
+
+            out.append(
+                [TwoChannelAudio(Audio(fit(d.a.samples), SR), Audio(fit(d.b.samples), SR))]
+            )
+        return out
+
+
+def test_dialogue_continuation_end_to_end(data: Path, tmp_path: Path) -> None:
+    model = CopyDialogue()
+    res = evaluate(
+        "copy-dialogue",
+        {},
+        _opts(data, tmp_path, tasks="dialogue_continuation,converse_fullduplex"),
+        model=model,
+    )
+    assert "converse_fullduplex" in res["skipped"]  # no converse capability
+    m = res["results"]["dialogue_continuation"]
+    sc = res["scoring"]["dialogue_continuation"]
+    assert sc["conversations"]["usable"] + sc["conversations"]["excluded_too_short"] == 2
+    assert {r.direction for r in model.requests} == {"dialogue->dialogue"}
+    assert all(r.prompt_dialogue.duration == pytest.approx(10.0) for r in model.requests)
+    rows = _rows(tmp_path / "out", "dialogue_continuation")
+    for r in rows:  # a copied prompt has the prompt's statistics
+        assert r["model"] == r["prompt"]
+    assert m["ipus_per_min,model"] == pytest.approx(
+        np.mean([r["prompt"]["ipus_per_min"] for r in rows])
+    )
+    # a model that returns a continuation of the wrong length: one error naming it
+    with pytest.raises(PluginError, match=r"lasts 9.000 s; a dialogue continuation must last"):
+        evaluate(
+            "copy-dialogue",
+            {},
+            _opts(data, tmp_path / "bad", tasks="dialogue_continuation"),
+            model=CopyDialogue(short=True),
+        )
+
+
+def test_dialogue_consistency_against_scipy() -> None:
+    from scipy import stats as st
+
+    from speechlm_eval.audio import TwoChannelAudio
+    from speechlm_eval.scorers.turntaking import DialogueContinuationScorer
+
+    rng = np.random.default_rng(3)
+    table: dict[float, list[tuple[float, float]]] = {}
+    samples = []
+
+    def chan(v: float, segs: list[tuple[float, float]]) -> Audio:
+        table[v] = segs
+        x = np.zeros(SR * 10, np.float32)
+        x[0] = v
+        return Audio(x, SR)
+
+    def timeline(k: int) -> list[tuple[float, float]]:
+        starts = np.sort(rng.uniform(0, 9, k))
+        return [(float(s), float(s) + 0.3) for s in starts]
+
+    v = 0.001
+    for i in range(6):
+        two = []
+        for _ in range(3):  # prompt, continuation, reference
+            a, b = chan(round(v, 3), timeline(2 + i)), chan(round(v + 0.001, 3), timeline(1 + i))
+            v += 0.002
+            two.append(TwoChannelAudio(a, b))
+        samples.append(
+            SimpleNamespace(doc_id=f"c{i}", prompt=two[0], continuation=two[1], reference=two[2])
+        )
+    sc = DialogueContinuationScorer({"min_silence": 0.2})
+    rep = sc.score_dialogues(samples, {"vad": FixedVAD(table)}, cache=None)
+    rows = rep.per_item
+    p = [r["prompt"]["ipus_per_min"] for r in rows]
+    c = [r["model"]["ipus_per_min"] for r in rows]
+    want = st.pearsonr(p, c).statistic
+    got = rep.by_filter["model"].metrics["consistency_ipus_per_min"].value
+    assert got == pytest.approx(want, abs=1e-12)
+    assert rep.info["consistency"]["model"]["ipus_per_min"]["n"] == 6

@@ -19,12 +19,15 @@ whatever the harness' timing, and a session is deterministic.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from speechlm_eval.audio import Audio
-from speechlm_eval.model import SessionInfo
+from speechlm_eval.audio import Audio, TwoChannelAudio
+from speechlm_eval.model import ContinueRequest, SessionInfo
+
+from .tts import SAMPLE_RATE
 
 if TYPE_CHECKING:
     from .model import Cascade
@@ -33,6 +36,7 @@ FRAME_SECONDS = 0.08  # the cascade's streaming step (Moshi's frame length; any 
 VAD_WINDOW = 512  # samples at 16 kHz: what Silero's streaming detector takes per call
 SPEECH_PAD_MS = 30  # Silero's default padding of detected speech
 FADE_SECONDS = 0.01  # fade-out where an answer is cut, against a click
+TURN_SECONDS = 4.0  # dialogue continuation: the longest turn the text LM may write (in speech)
 
 
 class ConversePolicy:
@@ -147,3 +151,72 @@ class CascadeSession:
 
     def close(self) -> None:
         self.vad.reset_states()
+
+
+# --- dialogue->dialogue: the text cascade dGSLM compared with --------------------------------
+
+
+def continue_dialogue(cascade: Cascade, req: ContinueRequest, j: int = 0) -> TwoChannelAudio:
+    """Continue both channels of ``req.prompt_dialogue`` for ``req.max_seconds`` (offline).
+
+    Each channel's speech (Silero VAD, pauses under ``gap`` merged) is transcribed; the
+    transcripts, in time order, are the text prompt. The speaker who did not speak last
+    takes the next turn: the text LM continues the text (at most ``TURN_SECONDS`` of speech
+    per turn; the request's temperature, top-k/p; a seed per turn from the request's seed and
+    the sample index ``j``), the TTS voice speaks it on that channel ``gap`` seconds after
+    the last speech ends, and the speakers alternate until the continuation is full. No
+    overlaps, no backchannels: a text cascade has no timing model, which is what dGSLM's
+    cascade baseline shows.
+    """
+    from speechlm_eval.hashing import digest
+
+    from .model import CHARS_PER_SECOND, textlm
+
+    d = req.prompt_dialogue
+    if d is None:
+        raise ValueError(f"{req.key}: not a dialogue request")
+    d = d.resample(SAMPLE_RATE)
+    n_out = round(req.max_seconds * SAMPLE_RATE)
+    gap = round(cascade.policy.gap * SAMPLE_RATE)
+    turns = []
+    for ch, x in (("a", d.a), ("b", d.b)):
+        for s, e in cascade.speech_segments(x):
+            turns.append((s, e, ch))
+    turns.sort()
+    heard = cascade.transcribe(
+        [
+            Audio(d.channel(ch).samples[s:e].copy(), SAMPLE_RATE, f"{req.key}:{ch}")
+            for s, e, ch in turns
+        ]
+    )
+    history = " ".join(t for t in heard if t).strip()
+    last = max(turns, key=lambda t: t[1]) if turns else None
+    speaker = "b" if last is not None and last[2] == "a" else "a"
+    t = max(0, (last[1] - d.a.samples.size) if last is not None else 0) + gap
+    out = {"a": np.zeros(n_out, np.float32), "b": np.zeros(n_out, np.float32)}
+    k = 0
+    while t < n_out and k < 16:
+        left = min(TURN_SECONDS, (n_out - t) / SAMPLE_RATE)
+        kw = textlm.gen_kwargs(
+            max(1, math.ceil(left * CHARS_PER_SECOND)), req.temperature, req.top_k, req.top_p
+        )
+        seed = int(digest([req.seed, j, k])[:8], 16)
+        (text,) = cascade._continuations(history, kw, seed, 1)
+        text = text.strip()
+        if not text:  # nothing to say: the other speaker goes on after a gap
+            t += gap
+            speaker = "a" if speaker == "b" else "b"
+            k += 1
+            continue
+        speech = cascade.tts.say(text, f"{req.key}#dialogue{j}.{k}").samples
+        piece = speech[: n_out - t]
+        out[speaker][t : t + piece.size] = piece
+        t += piece.size + gap
+        history = f"{history} {text}".strip()
+        speaker = "a" if speaker == "b" else "b"
+        k += 1
+    return TwoChannelAudio(
+        Audio(out["a"], SAMPLE_RATE, f"{req.key}: continuation a"),
+        Audio(out["b"], SAMPLE_RATE, f"{req.key}: continuation b"),
+        f"{req.key}: dialogue continuation",
+    )

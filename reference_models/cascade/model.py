@@ -51,7 +51,7 @@ from speechlm_eval.model import (
 )
 from speechlm_eval.options import Opt, Spec, parse_pairs, to_bool
 
-from .converse import FRAME_SECONDS, CascadeSession, ConversePolicy
+from .converse import FRAME_SECONDS, CascadeSession, ConversePolicy, continue_dialogue
 from .tts import SAMPLE_RATE, Speaker
 
 try:  # lm-eval and NLTK come with the 'cascade' extra; without it the plugin says so when built
@@ -122,7 +122,7 @@ class Cascade(SpeechLM):
     )
     # Speech in is transcribed, text out is the text LM's continuation, speech out is it spoken.
     continue_modalities: ClassVar[frozenset[str]] = frozenset(
-        {"speech->speech", "speech->text", "text->speech", "text->text"}
+        {"speech->speech", "speech->text", "text->speech", "text->text", "dialogue->dialogue"}
     )
     sample_rate = SAMPLE_RATE
     converse_frame_seconds = FRAME_SECONDS
@@ -250,6 +250,10 @@ class Cascade(SpeechLM):
         returned; speech longer than ``max_seconds`` is cut there. Text output has at most
         ``max_tokens`` of the text LM's tokens (``max_gen_toks`` when unset).
         """
+        if any(r.prompt_dialogue is not None for r in requests):
+            if not all(r.prompt_dialogue is not None for r in requests):
+                raise ValueError("a continue batch mixes dialogue and other prompts")
+            return [[continue_dialogue(self, r, j) for j in range(r.num_samples)] for r in requests]
         audio_idx = [i for i, r in enumerate(requests) if r.prompt is not None]
         heard = self.transcribe([requests[i].prompt for i in audio_idx])
         texts = [r.prompt_text or "" for r in requests]
@@ -316,6 +320,25 @@ class Cascade(SpeechLM):
                 "pip install 'speechlm-eval[judges]'"
             ) from None
         return load_silero_vad(onnx=False)
+
+    def speech_segments(self, audio: Audio) -> list[tuple[int, int]]:
+        """Silero VAD speech segments (sample indices at 16 kHz), pauses < ``gap`` merged."""
+        import torch
+        from silero_vad import get_speech_timestamps
+
+        x = torch.from_numpy(audio.resample(SAMPLE_RATE).samples.copy())
+        with torch.inference_mode():
+            ts = get_speech_timestamps(
+                x,
+                self.vad_model,
+                threshold=self.policy.threshold,
+                sampling_rate=SAMPLE_RATE,
+                min_silence_duration_ms=round(self.policy.gap * 1000),
+                min_speech_duration_ms=250,
+                speech_pad_ms=30,
+            )
+        self.vad_model.reset_states()
+        return [(int(t["start"]), int(t["end"])) for t in ts]
 
     def open_session(self, info: SessionInfo) -> CascadeSession:
         """A streaming conversation (see :mod:`.converse`: decisions from past audio only)."""

@@ -17,6 +17,7 @@ from ..model import SpeechLM
 from .base import TaskContext, TaskOutcome
 from .continuation import run_continue
 from .converse import run_converse
+from .dialogue_continuation import run_dialogue_continue
 from .encode import run_encode
 from .likelihood import run_likelihood
 from .prosody_streams import run_prosody_streams
@@ -32,6 +33,7 @@ CONTINUE_PIPELINES: dict[str, Pipeline] = {
     "continuations": run_continue,
     "sentiment_outputs": run_stsp,
     "prosody_streams": run_prosody_streams,
+    "dialogue_continuations": run_dialogue_continue,
 }
 
 # Scorer inputs that need an extra of ``continue`` (``SpeechLM.continue_extras``).

@@ -237,6 +237,25 @@ class SessionScorer(Protocol):
 
 
 @runtime_checkable
+class DialogueContinuationScorer(Protocol):
+    """Two-channel continuations (:mod:`speechlm_eval.pipelines.dialogue_continuation`): per
+    conversation the prompt, the model's continuation and the true continuation (each a
+    :class:`~speechlm_eval.audio.TwoChannelAudio`), with the task's bound judges."""
+
+    name: str
+    inputs: str  # "dialogue_continuations"
+
+    def score_dialogues(
+        self,
+        samples: Sequence[Any],
+        judges: Mapping[str, Any],
+        cache: ResultCache,
+        stats: ExecStats | None = None,
+        desc: str | None = None,
+    ) -> FilteredReport: ...
+
+
+@runtime_checkable
 class DatasetScorer(Protocol):
     """Aggregate-only scorers (``encode`` pipeline: ABX): the whole dataset's outputs at once."""
 
@@ -272,6 +291,10 @@ _INPUTS: dict[type, tuple[str, str]] = {
     ProsodyStreamScorer: (
         "prosody_streams",
         "prosody streams of continuations (score_streams(prompts, samples, references))",
+    ),
+    DialogueContinuationScorer: (
+        "dialogue_continuations",
+        "two-channel continuations (score_dialogues(samples, judges, ...))",
     ),
     SessionScorer: (
         "sessions",

@@ -129,3 +129,80 @@ class TurnTakingScorer:
             },
         }
         return FilteredReport(by_filter, rows, info)
+
+
+def _vad_stats(
+    vad: Any, dialogues: Sequence[Any], ms: float, stats: Any, cache: Any, desc: str | None
+) -> list[dict[str, float]]:
+    """Turn-taking statistics of each two-channel audio (VAD on both channels)."""
+    segs = vad.segments([x for d in dialogues for x in (d.a, d.b)], stats, cache, desc)
+    return [_stats(segs[2 * i], segs[2 * i + 1], d.duration, ms) for i, d in enumerate(dialogues)]
+
+
+class DialogueContinuationScorer:
+    """The ``dialogue_continuation`` scorer: dGSLM's comparison of generated and real
+    turn-taking, and its *consistency* (the correlation across conversations between a
+    statistic of the prompt and the same statistic of its continuation). Role ``vad``.
+
+    Filters: ``model`` (the model's continuations) and ``reference`` (the true
+    continuations: what the recorded speakers did next), each with the per-minute
+    statistics of :class:`TurnTakingScorer` and ``consistency_<stat>`` = Pearson's r between
+    prompt and continuation over the conversations (``scipy.stats.pearsonr``; Spearman and n
+    under ``scoring.<task>.consistency``). A correlation needs 3 conversations or more and
+    varying values; an undefined one is left out and listed."""
+
+    name = "dialogue_continuation"
+    inputs = "dialogue_continuations"
+    roles = ("vad",)
+    CONSISTENCY = ("ipus_per_min", "pauses_per_min", "gaps_per_min", "overlaps_per_min")
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        self.options = OPTIONS.parse(f"scorer {self.name!r}", options or {})
+
+    def score_dialogues(
+        self,
+        samples: Sequence[Any],
+        judges: Mapping[str, Any],
+        cache: ResultCache,
+        stats: ExecStats | None = None,
+        desc: str | None = None,
+    ) -> FilteredReport:
+        ms = self.options["min_silence"]
+        vad = judges["vad"]
+        prompt = _vad_stats(vad, [s.prompt for s in samples], ms, stats, cache, desc)
+        model = _vad_stats(vad, [s.continuation for s in samples], ms, stats, cache, desc)
+        truth = _vad_stats(vad, [s.reference for s in samples], ms, stats, cache, desc)
+        rows = [
+            {"doc_id": s.doc_id, "prompt": p, "model": m, "reference": t}
+            for s, p, m, t in zip(samples, prompt, model, truth, strict=True)
+        ]
+        by_filter: dict[str, ScoreReport] = {}
+        consistency: dict[str, Any] = {}
+        undefined: list[str] = []
+        for f, cont in (("model", model), ("reference", truth)):
+            metrics: dict[str, Metric] = {}
+            if cont:
+                for k in tt.EVENT_KINDS:
+                    metrics[f"{k}_per_min"] = mean([h[f"{k}_per_min"] for h in cont])
+                    metrics[f"{k}_seconds_per_min"] = mean(
+                        [h[f"{k}_seconds_per_min"] for h in cont]
+                    )
+                corr = tt.consistency(prompt, cont, self.CONSISTENCY) if len(cont) > 1 else {}
+                consistency[f] = {k: c.as_dict() for k, c in corr.items()}
+                for k, c in corr.items():
+                    if math.isnan(c.pearson):
+                        undefined.append(f"consistency_{k},{f}")
+                    else:
+                        metrics[f"consistency_{k}"] = Metric(c.pearson, None, c.n, True)
+            if metrics:
+                by_filter[f] = ScoreReport(metrics)
+        info = {
+            "primary": self.options["primary"],
+            "definition": "re-derivation of dGSLM's statistics and consistency (no official "
+            "code); speechlm_eval.turntaking",
+            "min_silence_s": ms,
+            "consistency": consistency,
+            "counts": {"conversations": len(rows)},
+            **({"undefined_metrics": undefined} if undefined else {}),
+        }
+        return FilteredReport(by_filter, rows, info)
