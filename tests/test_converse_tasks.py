@@ -109,7 +109,9 @@ def test_tasks_run_and_resume_after_a_model_error(data: Path, tmp_path: Path) ->
     # The conversations task runs first (2 sessions, cached as each finishes); the failure
     # comes 5 frames into the first full-duplex session (sessions run longest first).
     conv = [json.loads(x) for x in (data / "dialogue/conversations/conversations.jsonl").open()]
-    frames = sorted((-(-round(c["duration"] * SR) // round(FRAME * SR)) for c in conv), reverse=True)
+    frames = sorted(
+        (-(-round(c["duration"] * SR) // round(FRAME * SR)) for c in conv), reverse=True
+    )
     steps_two = frames[0] + frames[1]
     failing = EchoTalker(fail_at=steps_two + 5)
     with pytest.raises(PluginError, match=r"converse session 'fd-\d+', frame 4 .*injected failure"):
@@ -229,7 +231,9 @@ def test_turn_taking_scorer_equals_the_module(tmp_path: Path) -> None:
     want = tt.stats({"u": tt.ipus(user, 0.2), "m": tt.ipus(model, 0.2)}, 10.0).as_dict()
     assert rows[0]["model"] == want
     rep = sc.finish([], [rows])
-    assert rep.by_filter["model"].metrics["gaps_per_min"].value == pytest.approx(want["gaps_per_min"])
+    assert rep.by_filter["model"].metrics["gaps_per_min"].value == pytest.approx(
+        want["gaps_per_min"]
+    )
     # by hand: IPUs user (0.5-3.0), (6.0-7.0); model (3.4-5.8), (6.5-8.0): gaps 3.0-3.4 and
     # 5.8-6.0, one overlap 6.5-7.0; 10 s = 1/6 min
     assert want["gaps_count"] == 2 and want["overlaps_count"] == 1
@@ -267,9 +271,7 @@ class CopyDialogue(SpeechLM):
                 y[: min(n, x.size)] = x[:n]
                 return y
 
-            out.append(
-                [TwoChannelAudio(Audio(fit(d.a.samples), SR), Audio(fit(d.b.samples), SR))]
-            )
+            out.append([TwoChannelAudio(Audio(fit(d.a.samples), SR), Audio(fit(d.b.samples), SR))])
         return out
 
 
