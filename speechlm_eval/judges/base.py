@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 import numpy as np
 
@@ -107,6 +107,15 @@ def whisper_decoding(beam_size: int, language: str) -> dict[str, Any]:
         "without_timestamps": True,
         "condition_on_previous_text": False,
     }
+
+
+class Word(NamedTuple):
+    """One recognised word with its time span in seconds on the audio's timeline (what ASR
+    judges with word timestamps return; a tuple, so it is stored in the cache as a list)."""
+
+    text: str
+    start: float
+    end: float
 
 
 # --- the judge types -------------------------------------------------------------------------

@@ -58,8 +58,11 @@ _TASK_RULES: tuple[tuple[str, str], ...] = (
     ("stsp_", "paralinguistic"),
     ("turn_taking", "dialogue"),
     ("dialogue_", "dialogue"),
+    ("converse_", "dialogue"),
+    ("fdbench_", "dialogue"),
     ("mos", "quality"),
     ("mos_", "quality"),
+    ("human_", "quality"),  # listening tests (slm-eval listen analyze): beside automatic MOS
 )
 
 _TASK_LABELS: dict[str, str] = {
@@ -73,6 +76,15 @@ _TASK_LABELS: dict[str, str] = {
     "continuation_llm": "LLM judge (ChatGPT score)",
     "prosody_pgslm": "pGSLM prosody",
     "prosody_pgslm_stream": "pGSLM prosody (streams)",
+    "converse_turn_taking": "Turn-taking (dGSLM)",
+    "converse_fullduplex": "Pause / barge-in",
+    "converse_interactive": "Not addressed",
+    "dialogue_continuation": "Dialogue continuation (dGSLM)",
+    "fdbench_pause_synthetic": "FDB pause (synthetic)",
+    "fdbench_pause_candor": "FDB pause (Candor)",
+    "fdbench_backchannel": "FDB backchannel",
+    "fdbench_turn_taking": "FDB turn-taking (Candor)",
+    "fdbench_interruption": "FDB interruption",
 }
 
 # Metrics shown in a column of their own beside a task's headline (same dataset, same filter as
@@ -88,6 +100,16 @@ EXTRA_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     "continuation_quality": (("speaker_similarity", "Speaker similarity"),),
     "prosody_pgslm_stream": (("dur_min_mae_stream", "Duration min-MAE"),),
+    # Full-Duplex-Bench v1's README columns (its backchannel, turn-taking and interruption
+    # groups), and this harness' full-duplex stimuli.
+    "fdbench_backchannel": (("freq", "BC freq"), ("jsd", "BC JSD")),
+    "fdbench_turn_taking": (("latency", "Turn latency (s)"),),
+    "fdbench_interruption": (("relevance", "Interr. judge"), ("latency", "Interr. latency (s)")),
+    "converse_fullduplex": (
+        ("response_latency", "Response latency (s)"),
+        ("interrupt_stop_rate", "Stops after barge-in"),
+    ),
+    "converse_interactive": (("response_rate", "Answers requests"),),
 }
 
 
@@ -123,6 +145,8 @@ def task_label(task: str) -> str:
         return _TASK_LABELS[task]
     if task.startswith("salmon_"):
         return "SALMon " + task[len("salmon_") :].replace("_", " ")
+    if task.startswith("human_"):  # marked as human, so it is never read as a predictor's MOS
+        return task[len("human_") :].upper() + " (human listening test)"
     return task
 
 

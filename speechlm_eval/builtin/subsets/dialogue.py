@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import json
 import random
+from functools import partial
 from itertools import pairwise, permutations
 
 import numpy as np
 
+from ... import turntaking
 from ..context import BuildContext, Subset, SubsetResult
 from ..synth import Utterance
 from ..voices import SAMPLE_RATE, Voice
@@ -250,55 +252,9 @@ def _sec(n: int) -> float:
     return round(n / SAMPLE_RATE, 4)
 
 
-def turn_taking_events(ipus: dict[str, list[tuple[int, int]]]) -> dict[str, list[dict]]:
-    """Pauses, gaps and overlaps of a two-channel timeline given as IPUs (in samples).
-
-    Definitions as in dGSLM (Nguyen et al. 2022, after Heldner & Edlund 2010): a pause is a
-    silence of both channels between two IPUs of the same speaker, a gap one between IPUs
-    of different speakers; an overlap is a stretch where both speak, "between" when the
-    floor changes hands across it and "within" when the same speaker holds it before and
-    after (e.g. a backchannel).
-    """
-    pts = sorted({p for ch in ipus.values() for ipu in ch for p in ipu})
-    spans = []  # (start, end, frozenset of active speakers), merged
-    for s, e in pairwise(pts):
-        who = frozenset(k for k, ch in ipus.items() if any(a <= s and e <= b for a, b in ch))
-        if spans and spans[-1][2] == who:
-            spans[-1] = (spans[-1][0], e, who)
-        else:
-            spans.append((s, e, who))
-    out: dict[str, list[dict]] = {"pauses": [], "gaps": [], "overlaps": []}
-
-    def solo(i: int, step: int) -> str | None:
-        """The speaker of the nearest single-speaker span before (step -1) / after (+1)."""
-        while 0 <= i < len(spans):
-            if len(spans[i][2]) == 1:
-                return next(iter(spans[i][2]))
-            i += step
-        return None
-
-    for i, (s, e, who) in enumerate(spans):
-        if not who:  # silence: spans[i-1] and spans[i+1] exist (IPUs bound the timeline)
-            before, after = spans[i - 1][2], spans[i + 1][2]
-            if before == after and len(before) == 1:
-                out["pauses"].append(
-                    {"speaker": next(iter(before)), "start": _sec(s), "end": _sec(e)}
-                )
-            else:
-                out["gaps"].append(
-                    {
-                        "from": "+".join(sorted(before)),
-                        "to": "+".join(sorted(after)),
-                        "start": _sec(s),
-                        "end": _sec(e),
-                    }
-                )
-        elif len(who) == 2:
-            a, b = solo(i - 1, -1), solo(i + 1, 1)
-            out["overlaps"].append(
-                {"start": _sec(s), "end": _sec(e), "kind": "within" if a == b else "between"}
-            )
-    return out
+# The one definition of pauses, gaps and overlaps lives in speechlm_eval.turntaking; here
+# IPUs are in samples and the events' times in seconds rounded like _sec.
+turn_taking_events = partial(turntaking.turn_taking_events, sample_rate=SAMPLE_RATE, ndigits=4)
 
 
 def script(rng: random.Random) -> tuple[str, list[list[str]]]:

@@ -1,0 +1,201 @@
+"""Scorer ``fdbench``: Full-Duplex-Bench v1 and v1.5 on model channels from streaming sessions.
+
+The official benchmark lets a model write a time-synchronous ``output.wav`` for each
+``input.wav``; here the streaming ``converse`` protocol writes it (causally, frame by frame)
+and the metrics are those of :mod:`speechlm_eval.fdbench` (the official scorer's rules at
+commit d7336bd, cross-checked against it side by side), by the stimulus' kind:
+
+- ``pause_handling`` (lower is better), ``turn_taking`` (higher) and ``user_interruption``
+  (higher): ``tor`` from the ``asr`` judge's word timestamps of the model channel (for
+  interruption, of the channel from the interruption's end on, times shifted back, as the
+  official ASR step does), and ``latency`` (first word start minus the user's turn end or
+  the interruption end, clipped at 0, mean over TOR = 1 samples; their count is recorded);
+- ``backchannel``: the ``vad`` judge's segments of the model channel (16 kHz, rounded to
+  0.1 s as the official Silero call returns them), the words inside each, and the sample's
+  ground-truth distribution: ``tor``, ``freq`` (candidates per second) and ``jsd`` (JS
+  distance); means over samples, population stds under ``scoring.<task>.std``;
+- v1.5 ``overlap_*`` kinds: ``stop_latency`` and ``response_latency`` (means of the
+  official ``get_timing.py`` intervals from VAD segments of the user and model channels);
+  the behaviour tags and before/after adaptation need an LLM judge and UTMOSv2, not
+  computed here (said in ``scoring.<task>.not_computed``).
+
+The interruption relevance rating (0-5, an LLM judge in the official code: gpt-4-turbo with
+its own rubric) is not computed either: it needs the benchmark's rubric through an
+OpenAI-compatible endpoint, which this scorer does not have yet (recorded, never guessed).
+Published numbers depend on the ASR (parakeet-tdt-0.6b-v2 in the current official code,
+CrisperWhisper in the paper's v1): the ``asr`` judge's word-timestamp identity is recorded
+in ``scoring.<task>.word_timestamps``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .. import fdbench as fdb
+from ..audio import Audio
+from ..errors import ConfigError, DataError
+from ..metrics import Metric, ScoreReport, mean
+from ..options import Opt, Spec
+from .base import FilteredReport
+
+if TYPE_CHECKING:
+    from ..cache import ResultCache
+    from ..execute import ExecStats
+
+OPTIONS = Spec(
+    {"primary": Opt(str, None, doc="the headline metric, 'metric,filter'")},
+    noun="key",
+    strict=True,
+)
+NEED_WORDS = ("pause_handling", "turn_taking", "user_interruption", "backchannel")
+
+
+def _crop(a: Audio, start: float) -> Audio | None:
+    """The channel from ``start`` s on (None when nothing is left)."""
+    x = a.samples[int(start * a.sample_rate) :]
+    return Audio(x.copy(), a.sample_rate, f"{a.source}[{start:g} s:]") if x.size else None
+
+
+class FDBenchScorer:
+    """The ``fdbench`` scorer (see the module docstring). Roles ``asr`` (word timestamps:
+    a judge with a ``words`` method) and ``vad``."""
+
+    name = "fdbench"
+    inputs = "sessions"
+    roles = ("asr", "vad")
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        self.options = OPTIONS.parse(f"scorer {self.name!r}", options or {})
+        self._words_identity: dict[str, Any] | None = None
+
+    def judge(
+        self,
+        sessions: Sequence[Any],
+        judges: Mapping[str, Any],
+        cache: ResultCache,
+        stats: ExecStats | None = None,
+        desc: str | None = None,
+    ) -> list[dict[str, Any]]:
+        asr, vad = judges["asr"], judges["vad"]
+        if not callable(getattr(asr, "words", None)):
+            raise ConfigError(
+                f"scorer 'fdbench': the asr judge {getattr(asr, 'name', '?')!r} gives no word "
+                "timestamps (a 'words' method); bind one that does, e.g. faster-whisper"
+            )
+        self._words_identity = asr.words_identity() if hasattr(asr, "words_identity") else None
+        rows: list[dict[str, Any]] = [{"doc_id": s.doc_id, "kind": s.item.kind} for s in sessions]
+        # Words: the whole model channel, or from the interruption end on.
+        word_in: list[tuple[int, Audio, float]] = []
+        for i, s in enumerate(sessions):
+            if s.item.kind == "user_interruption":
+                end = float(s.item.meta["interrupt_end"])
+                cropped = _crop(s.model, end)
+                if cropped is None:
+                    rows[i]["words"] = []
+                    continue
+                word_in.append((i, cropped, end))
+            elif s.item.kind in NEED_WORDS:
+                word_in.append((i, s.model, 0.0))
+        got = asr.words([a for _, a, _ in word_in], stats, cache, desc) if word_in else []
+        for (i, _, shift), words in zip(word_in, got, strict=True):
+            rows[i]["words"] = [
+                [w[0], w[1] + shift, None if w[2] is None else w[2] + shift] for w in words
+            ]
+        # VAD: the model channel (backchannel; v1.5), and the user channel (v1.5).
+        vad_in: list[tuple[int, str, Audio]] = []
+        for i, s in enumerate(sessions):
+            if s.item.kind == "backchannel" or s.item.kind.startswith("overlap_"):
+                vad_in.append((i, "model_segments", s.model))
+            if s.item.kind.startswith("overlap_"):
+                vad_in.append((i, "user_segments", s.user))
+        segs = vad.segments([a for _, _, a in vad_in], stats, cache, desc) if vad_in else []
+        for (i, key, _), seg in zip(vad_in, segs, strict=True):
+            rows[i][key] = [[a, b] for a, b in seg]
+        for r, s in zip(rows, sessions, strict=True):
+            self._score_row(r, s)
+        return rows
+
+    @staticmethod
+    def _score_row(r: dict[str, Any], s: Any) -> None:
+        kind, meta = s.item.kind, s.item.meta
+        if kind == "pause_handling":
+            r["tor"] = fdb.take_over(r["words"])
+        elif kind in ("turn_taking", "user_interruption"):
+            ref = float(meta["turn_end"] if kind == "turn_taking" else meta["interrupt_end"])
+            res = fdb.smooth_turn_taking([(r["words"], ref)])
+            r["tor"], r["latency"] = res.tors[0], res.latencies[0]
+        elif kind == "backchannel":
+            gt = meta.get("gt_distribution")
+            if gt is None:
+                raise DataError(
+                    f"Full-Duplex-Bench backchannel sample {s.doc_id!r}: no ground-truth "
+                    "distribution (reader option gt_distribution: icc_gt_distribution.json)"
+                )
+            dur = s.model.duration
+            segs = fdb.silero_seconds(r["model_segments"], dur)
+            b = fdb.backchannel_sample(segs, r["words"], dur, gt)
+            r.update(tor=b.tor, freq=b.frequency, jsd=b.jsd, candidates=len(b.candidates))
+        elif kind.startswith("overlap_"):
+            t = fdb.timing(r["user_segments"], r["model_segments"])
+            r["stop_latencies"], r["response_latencies"] = t.stop_latencies, t.response_latencies
+        else:
+            raise DataError(f"Full-Duplex-Bench sample {s.doc_id!r}: unknown kind {kind!r}")
+
+    def finish(self, items: Sequence[Any], parts: Sequence[list[dict[str, Any]]]) -> FilteredReport:
+        rows = [r for part in parts for r in part]
+        kinds = sorted({r["kind"] for r in rows})
+        if len(kinds) != 1:
+            raise DataError(
+                f"scorer 'fdbench': one task scores one subset; got kinds {', '.join(kinds)}"
+            )
+        kind = kinds[0]
+        metrics: dict[str, Metric] = {}
+        info: dict[str, Any] = {
+            "primary": self.options["primary"],
+            "definition": "Full-Duplex-Bench v1/v1.5 official rules (DanielLin94144/"
+            "Full-Duplex-Bench v1_v1.5/evaluation @ d7336bd); speechlm_eval.fdbench",
+            "kind": kind,
+            "word_timestamps": self._words_identity,
+        }
+        higher = kind in ("turn_taking", "user_interruption")
+        if kind in ("pause_handling", "turn_taking", "user_interruption"):
+            metrics["tor"] = mean([r["tor"] for r in rows], higher)
+            if kind != "pause_handling":
+                lat = [r["latency"] for r in rows if r["latency"] is not None]
+                if lat:
+                    metrics["latency"] = mean(lat, False)
+                info["latency_samples"] = {
+                    "tor_1": len(lat),
+                    "excluded_tor_0": len(rows) - len(lat),
+                }
+            if kind == "user_interruption":
+                info["not_computed"] = {
+                    "relevance": "the official gpt-4-turbo rating needs the benchmark's rubric "
+                    "through an OpenAI-compatible endpoint judge; not implemented here"
+                }
+        elif kind == "backchannel":
+            for k, hib in (("tor", False), ("freq", True), ("jsd", False)):
+                v = np.array([r[k] for r in rows], float)
+                metrics[k] = mean(v, hib)
+                info.setdefault("std", {})[k] = float(v.std())  # the official ± (population)
+            info["without_backchannel"] = sum(r["candidates"] == 0 for r in rows)
+        else:
+            stop = [x for r in rows for x in r["stop_latencies"]]
+            resp = [x for r in rows for x in r["response_latencies"]]
+            if stop:
+                metrics["stop_latency"] = mean(stop, False)
+            if resp:
+                metrics["response_latency"] = mean(resp, False)
+            info["intervals"] = {"stop": len(stop), "response": len(resp)}
+            info["not_computed"] = {
+                "behavior": "C_RESPOND/C_RESUME/... tags need gpt-4o-2024-08-06 with the "
+                "benchmark's instruction; not implemented here",
+                "before_after": "UTMOSv2 and the adaptation metrics: not implemented here",
+            }
+        info["counts"] = {"sessions": len(rows)}
+        metrics = {k: m for k, m in metrics.items() if not math.isnan(m.value)}
+        return FilteredReport({"none": ScoreReport(metrics)}, rows, info)
