@@ -4,6 +4,7 @@ from .abx import ABX
 from .asr import ASR
 from .continuation import Continuation
 from .dialogue import Dialogue
+from .interactive import Interactive
 from .lexical import Lexical
 from .prosody import Prosody
 from .salmon import Salmon
@@ -21,5 +22,6 @@ SUBSETS = [
     Prosody(),
     STSP(),
     Dialogue(),
+    Interactive(),
     Continuation(),
 ]
