@@ -151,6 +151,11 @@ def _parser() -> argparse.ArgumentParser:
 
     lb = sub.add_parser("leaderboard", help="Markdown, CSV and HTML leaderboard from results")
     leaderboard_arguments(lb)
+
+    from .listen import add_arguments as listen_arguments
+
+    ls = sub.add_parser("listen", help="human listening tests: create, serve, export, analyze")
+    listen_arguments(ls)
     return p
 
 
@@ -270,6 +275,12 @@ def _cmd_leaderboard(a: argparse.Namespace) -> int:
     return run_cli(a)  # 0, or 1 when --check finds stale files
 
 
+def _cmd_listen(a: argparse.Namespace) -> int:
+    from .listen import run_cli
+
+    return run_cli(a)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     cmd = {
@@ -281,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         "data": _cmd_data,
         "compare": _cmd_compare,
         "leaderboard": _cmd_leaderboard,
+        "listen": _cmd_listen,
     }[args.command]
     try:
         return cmd(args)
