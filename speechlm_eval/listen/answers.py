@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,7 @@ def validate_answer(study: Study, plan: dict[str, dict[str, Any]], body: Any) ->
         "value": value,
         "shown": stims,
         "elapsed_ms": elapsed,
-        "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
     }
 
 

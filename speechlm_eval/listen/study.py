@@ -20,7 +20,7 @@ import json
 import random
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -581,7 +581,7 @@ def create_study(
         "baseline": baseline if test == "cmos" else None,
         "scale": SCALES[test],
         "normalised_dbfs": TARGET_DBFS if normalise else None,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "speechlm_eval_version": __version__,
         "systems": {
             s.name: {
