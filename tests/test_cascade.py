@@ -151,6 +151,25 @@ def test_respond_text_and_audio(model: Cascade) -> None:
     assert r_audio.text == model.respond([RespondRequest(text=heard)])[0].text
 
 
+def test_parse_asr_args() -> None:
+    assert parse_asr_args("beam_size=1; cpu_threads=2") == {"beam_size": "1", "cpu_threads": "2"}
+    assert parse_asr_args({"beam_size": 1}) == {"beam_size": 1}
+    assert parse_asr_args(None) == {}
+    with pytest.raises(ConfigError, match="asr_args"):
+        parse_asr_args("beam_size")
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ConfigError, match="gap"):
+        Cascade(gap="soon")
+    with pytest.raises(ConfigError, match="chat"):
+        Cascade(chat="maybe")
+    with pytest.raises(ConfigError, match="beam_size"):
+        Cascade(asr_args="beam_size=0")
+    with pytest.raises(ConfigError, match="text_lm"):
+        Cascade(asr_args=ASR_ARGS, text_lm="no-such-lm")
+
+
 # --- converse: real VAD on synthetic user channels ----------------------------------------------
 
 
