@@ -31,32 +31,47 @@ Two implementations load the same model:
 Both honour Moshi's *zero token* (``-1``): an input that contributes nothing (its embedding
 is exactly zero), which ``LMModel`` implements natively and :class:`TransformersBackend`
 emulates by masking. Loading is from local files only; nothing is downloaded.
+
+For ``converse``, a :class:`TokenStream` runs the LM one 80 ms step at a time with
+``LMGen.step``'s contract: :class:`PackageStream` is ``LMGen`` itself (the reference, KV
+cache), :class:`RecomputeStream` the brute force on either backend (a full forward per
+step). :class:`MimiStream` encodes and decodes Mimi one frame at a time.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from speechlm_eval.errors import ConfigError
+from speechlm_eval.errors import ConfigError, DataError
 from speechlm_eval.hashing import saved_model_identity, sha256_file
+
+from .codec_lm import _draw
+from .gslm_mini.sampling import SampleOptions, _warpers
 
 __all__ = [
     "INSTALL_MOSHI",
     "ZERO",
     "Backend",
+    "ConverseSampling",
+    "MimiStream",
     "PackageBackend",
+    "PackageStream",
+    "RecomputeStream",
     "StreamLayout",
+    "TokenStream",
     "TransformersBackend",
     "checkpoint_format",
     "load_backend",
     "moshi_to_transformers",
+    "open_stream",
 ]
 
 ZERO = -1  # Moshi's ``zero_token_id``: no input at this position (embedding exactly zero)
@@ -177,6 +192,11 @@ class Backend:
         ``grid [B, 1+n_q, S]``; position ``s`` has read grid steps ``0..s``."""
         raise NotImplementedError
 
+    def temporal_text(self, grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(:meth:`temporal` states ``[B, S, D]``, text logits ``[B, S, text_card]``) of
+        ``grid``: position ``s`` predicts the text token of grid step ``s + 1``."""
+        raise NotImplementedError
+
     def depth(self, state: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         """Audio logits ``[N, dep_q, card]`` of one step from the temporal ``state [N, D]``
         of the step before and the step's ``inputs [N, dep_q]``: the text token, then
@@ -217,8 +237,11 @@ class PackageBackend(Backend):
             yield
 
     def temporal(self, grid: torch.Tensor) -> torch.Tensor:
-        states, _text_logits = self.model.forward_text(grid.to(self.device))
-        return states
+        return self.temporal_text(grid)[0]
+
+    def temporal_text(self, grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        states, text_logits = self.model.forward_text(grid.to(self.device))
+        return states, text_logits[:, 0]
 
     def depth(self, state: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         lay = self.layout
@@ -245,13 +268,16 @@ class TransformersBackend(Backend):
     name = "transformers"
 
     def temporal(self, grid: torch.Tensor) -> torch.Tensor:
+        return self.temporal_text(grid)[0]
+
+    def temporal_text(self, grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m = self.model
         grid = grid.to(self.device)
         emb = _embed(m.decoder.model.embed_tokens, grid[:, 0])
         for j in range(self.layout.n_q):  # Moshi's codebooks, then the user's
             emb = emb + _embed(m.embed_tokens[j], grid[:, 1 + j])
         out = m.decoder(inputs_embeds=emb, use_cache=False)
-        return out.last_hidden_state
+        return out.last_hidden_state, out.logits
 
     def depth(self, state: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         dd = self.model.depth_decoder
@@ -268,6 +294,301 @@ class TransformersBackend(Backend):
             use_cache=False,
         )
         return out.logits
+
+
+# --- streaming (converse) --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConverseSampling:
+    """How Moshi samples its own tokens in a conversation: temperature and top-k of its audio
+    codebooks (``temp``, ``top_k``) and of its text, the inner monologue (``temp_text``,
+    ``top_k_text``). Temperature 0 is greedy (argmax); top-k 0 keeps every token. The
+    defaults are ``moshi.models.LMGen``'s (package 0.2.13): 0.8 / 250 audio, 0.7 / 25 text."""
+
+    temp: float = 0.8
+    temp_text: float = 0.7
+    top_k: int = 250
+    top_k_text: int = 25
+
+    def options(self) -> tuple[SampleOptions, SampleOptions]:
+        """(text, audio) options for the harness' sampler (:func:`codec_lm._draw`)."""
+        return (
+            SampleOptions(self.temp_text, self.top_k_text or None, None),
+            SampleOptions(self.temp, self.top_k or None, None),
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """The settings as recorded in the converse method identity."""
+        return {
+            "temp": self.temp,
+            "top_k": self.top_k,
+            "temp_text": self.temp_text,
+            "top_k_text": self.top_k_text,
+        }
+
+
+class TokenStream:
+    """Moshi's LM run one 80 ms step at a time, with ``moshi.models.LMGen.step``'s contract.
+
+    Step ``s`` (0, 1, ...) gets ``user`` codes ``X_s`` (``[user_q]`` ints): user codebook
+    ``j`` of delay ``d_j`` enters grid step ``s`` as ``X_{s - d_j}`` (the initial token while
+    ``s <= d_j``, so ``X_0`` is never read: feed the first frame twice, as
+    ``moshi/run_inference.py`` does, to align user frame ``f`` with Moshi's frame ``f``). The
+    step samples the text token and Moshi's ``dep_q`` codebooks of grid step ``s + 1`` and
+    returns Moshi's frame ``s - max(delays)`` (``[1 + dep_q]``: text, codebooks) once every
+    codebook of it is sampled, else None. ``text_logits``: the logits the last text token was
+    drawn from (float32, CPU), kept for cross-checks."""
+
+    text_logits: torch.Tensor | None = None
+
+    def step(self, user: np.ndarray) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """End the stream (frees streaming state)."""
+
+
+class RecomputeStream(TokenStream):
+    """The contract of :class:`TokenStream` on any :class:`Backend`, by brute force: each step
+    re-runs the temporal transformer on the whole grid so far (no cache; O(T^2) in the
+    session length) and the depth transformer one codebook at a time, exactly the
+    teacher-forced calls that :meth:`Backend.audio_logits` scores. Draws come from the
+    harness' sampler (Hugging Face warpers, a ``torch.Generator`` seeded with ``seed``).
+    The converse path of a transformers checkpoint, and for a package checkpoint the brute
+    force that its :class:`PackageStream` is checked against."""
+
+    def __init__(self, backend: Backend, sampling: ConverseSampling, seed: int) -> None:
+        self.backend, self.lay = backend, backend.layout
+        self.codes = torch.full((1, 1 + self.lay.n_q, 0), ZERO, dtype=torch.long)
+        self.offset = 0
+        self.generator = torch.Generator().manual_seed(int(seed))
+        self.text_opts, self.audio_opts = sampling.options()
+        self.text_warpers, self.audio_warpers = _warpers(self.text_opts), _warpers(self.audio_opts)
+        self.all_text = torch.ones(self.lay.text_card, dtype=torch.bool)
+        self.all_audio = torch.ones(self.lay.card, dtype=torch.bool)
+
+    def step(self, user: np.ndarray) -> np.ndarray | None:
+        lay, s = self.lay, self.offset
+        # Width s + 1: frame s receives the text (and undelayed codebooks) drawn now.
+        grow = torch.full((1, 1 + lay.n_q, s + 1 - self.codes.shape[2]), ZERO, dtype=torch.long)
+        self.codes = torch.cat([self.codes, grow], dim=2)
+        if s >= 1:  # X_s sits at grid step s, i.e. frame s - 1 of the frame-aligned codes
+            self.codes[0, 1 + lay.dep_q :, s - 1] = torch.as_tensor(user[: lay.user_q])
+        grid = lay.grid(self.codes[:, :, :s])  # grid steps 0..s
+        with self.backend.running():
+            states, text_logits = self.backend.temporal_text(grid)
+            state = states[:, s]
+            self.text_logits = text_logits[0, s].float().cpu()
+            tok = _draw(text_logits[0, s], self.all_text, self.text_opts, self.text_warpers,
+                        self.generator)  # fmt: skip
+            self._put(0, s, tok)
+            inputs = torch.full((1, lay.dep_q), ZERO, dtype=torch.long)
+            inputs[0, 0] = tok
+            for k in range(lay.dep_q):
+                logits = self.backend.depth(state, inputs)[0, k]
+                tok = _draw(logits, self.all_audio, self.audio_opts, self.audio_warpers,
+                            self.generator)  # fmt: skip
+                self._put(1 + k, s, tok)
+                if k + 1 < lay.dep_q:
+                    inputs[0, k + 1] = tok
+        self.offset += 1
+        f = s - max(lay.delays)
+        return None if f < 0 else self.codes[0, : 1 + lay.dep_q, f].numpy().copy()
+
+    def _put(self, stream: int, s: int, tok: int) -> None:
+        """Store a token drawn for grid step ``s + 1`` of ``stream``: its frame ``s - d``
+        (dropped while negative: LMGen feeds the initial token there instead)."""
+        f = s - self.lay.delays[stream]
+        if f >= 0:
+            self.codes[0, stream, f] = tok
+
+
+class PackageStream(TokenStream):
+    """Kyutai's own streaming generator, ``moshi.models.LMGen`` (the **reference**): the
+    package's KV-cached ``LMModel`` in streaming mode, its token cache and delays, and its
+    sampler (``sample_token``: softmax at the temperature, top-k, a draw). The draws use the
+    global torch generator, so each step runs inside ``torch.random.fork_rng`` with this
+    session's generator state (seeded with ``seed``): sessions are reproducible and leave the
+    process' generator untouched. CUDA graphs are disabled (a graph would replay stale
+    generator state) and so is torch.compile (as in :class:`PackageBackend`)."""
+
+    def __init__(self, backend: PackageBackend, sampling: ConverseSampling, seed: int) -> None:
+        from moshi.models.lm import LMGen
+
+        self.backend = backend
+        self.device = backend.device
+        self.cuda = self.device.type == "cuda"
+        self._cpu_rng = torch.Generator().manual_seed(int(seed)).get_state()
+        self._cuda_rng = (
+            torch.Generator(self.device).manual_seed(int(seed)).get_state() if self.cuda else None
+        )
+        self.gen = LMGen(
+            backend.model,
+            use_sampling=True,  # greedy at temperature 0 (sample_token's rule)
+            temp=sampling.temp,
+            temp_text=sampling.temp_text,
+            top_k=sampling.top_k,
+            top_k_text=sampling.top_k_text,
+            on_text_logits_hook=self._keep_text_logits,
+        )
+        self._stack = ExitStack()
+        with self._running():
+            self._stack.enter_context(self.gen.streaming(1))
+
+    def _keep_text_logits(self, logits: torch.Tensor) -> None:
+        self.text_logits = logits[0, 0, 0].float().cpu()
+
+    @contextmanager
+    def _running(self) -> Iterator[None]:
+        from moshi.utils.compile import no_cuda_graph
+
+        devices = [self.device] if self.cuda else []
+        with self.backend.running(), no_cuda_graph(), torch.random.fork_rng(devices=devices):
+            torch.set_rng_state(self._cpu_rng)
+            if self._cuda_rng is not None:
+                torch.cuda.set_rng_state(self._cuda_rng, self.device)
+            yield
+            self._cpu_rng = torch.get_rng_state()
+            if self._cuda_rng is not None:
+                self._cuda_rng = torch.cuda.get_rng_state(self.device)
+
+    def step(self, user: np.ndarray) -> np.ndarray | None:
+        lay = self.backend.layout
+        x = torch.as_tensor(np.asarray(user[: lay.user_q], dtype=np.int64), device=self.device)
+        with self._running():
+            out = self.gen.step(x.view(1, -1, 1))
+        return None if out is None else out[0, :, 0].cpu().numpy().copy()
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+def open_stream(
+    backend: Backend, sampling: ConverseSampling, seed: int, impl: str = "auto"
+) -> TokenStream:
+    """A :class:`TokenStream` on ``backend``: ``lmgen`` (:class:`PackageStream`, package
+    checkpoints only), ``recompute`` (:class:`RecomputeStream`) or ``auto`` (the first for a
+    package checkpoint, the second for a transformers one)."""
+    if impl == "auto":
+        impl = "lmgen" if isinstance(backend, PackageBackend) else "recompute"
+    if impl == "lmgen":
+        if not isinstance(backend, PackageBackend):
+            raise ConfigError(
+                "moshi: model argument 'converse_impl': lmgen needs a moshi-package checkpoint "
+                f"(moshi.models.LMGen); this one runs on {backend.name}: use recompute or auto"
+            )
+        return PackageStream(backend, sampling, seed)
+    return RecomputeStream(backend, sampling, seed)
+
+
+class MimiStream:
+    """A transformers ``MimiModel`` (float32, eval) used one frame at a time, exactly as the
+    offline ``encode`` / ``decode`` of the whole signal (tests check it frame by frame).
+
+    - :meth:`encode`: transformers' own streaming encoder (``use_streaming=True`` with the
+      returned ``padding_cache`` and ``encoder_cache``).
+    - :meth:`decode`: transformers 5.25 has no streaming decoder (``MimiModel.decode`` keeps
+      only the decoder transformer's KV cache; its convolutions restart from zero padding),
+      so the decoder's modules are run here with their streaming state: the last
+      ``padding_total`` inputs of each causal convolution, the overlap tail of each
+      transposed convolution (added to the next frame's head, bias counted once) and the
+      decoder transformer's KV cache. O(1) per frame, unlike re-decoding the whole past.
+    """
+
+    def __init__(self, model: Any, codebooks: int, hop: int) -> None:
+        from transformers.models.mimi.modeling_mimi import (
+            MimiConv1d,
+            MimiConvTranspose1d,
+            MimiResnetBlock,
+        )
+
+        self.model, self.codebooks, self.hop = model, int(codebooks), int(hop)
+        self._types = (MimiConv1d, MimiConvTranspose1d, MimiResnetBlock)
+        self._enc_cache: Any = None
+        self._pad_cache: Any = None
+        self._dec_cache: Any = None
+        self._state: dict[int, torch.Tensor] = {}
+        self.device = next(model.parameters()).device
+
+    @torch.inference_mode()
+    def encode(self, wav: np.ndarray) -> np.ndarray:
+        """Codes ``[codebooks]`` (int64) of the next ``hop`` samples."""
+        x = torch.from_numpy(np.array(wav, dtype=np.float32)).view(1, 1, -1).to(self.device)
+        out = self.model.encode(
+            x,
+            num_quantizers=self.codebooks,
+            encoder_cache=self._enc_cache,
+            padding_cache=self._pad_cache,
+            use_streaming=True,
+        )
+        self._enc_cache, self._pad_cache = out.encoder_cache, out.padding_cache
+        codes = out.audio_codes
+        if codes.shape[-1] != 1:
+            raise DataError(
+                f"streaming Mimi encoded {wav.size} samples into {codes.shape[-1]} frames; "
+                f"expected 1 frame per hop of {self.hop}"
+            )
+        return codes[0, :, 0].to("cpu", torch.int64).numpy()
+
+    @torch.inference_mode()
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """The next ``hop`` samples (float32) of the waveform of one frame ``codes [k]``."""
+        dec = self.model.decoder
+        c = torch.as_tensor(np.asarray(codes, dtype=np.int64)).view(1, -1, 1).to(self.device)
+        h = self.model.quantizer.decode(c)
+        if dec.upsample is not None:
+            h = self._transposed(dec.upsample, h)
+        out = dec.decoder_transformer(h.transpose(1, 2), cache=self._dec_cache, use_cache=True)
+        self._dec_cache = out.cache
+        h = out.last_hidden_state.transpose(1, 2)
+        for layer in dec.decoder_seanet.layers:
+            h = self._run(layer, h)
+        wav = h.reshape(-1).float().cpu().numpy()
+        if wav.size != self.hop:
+            raise DataError(f"streaming Mimi decoded one frame into {wav.size} samples")
+        return wav
+
+    def _run(self, layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        conv, transposed, resnet = self._types
+        if isinstance(layer, conv):
+            return self._causal(layer, x)
+        if isinstance(layer, transposed):
+            return self._transposed(layer, x)
+        if isinstance(layer, resnet):
+            h = x
+            for sub in layer.block:
+                h = self._run(sub, h)
+            return self._run(layer.shortcut, x) + h
+        return layer(x)  # stateless (ELU, identity)
+
+    def _causal(self, layer: Any, x: torch.Tensor) -> torch.Tensor:
+        if not layer.causal or layer.conv.stride[0] != 1:
+            raise ConfigError("moshi: streaming Mimi decoding needs causal stride-1 convolutions")
+        pad = int(layer.padding_total)
+        past = self._state.get(id(layer))
+        if past is None:  # the offline left padding
+            if layer.pad_mode == "replicate":
+                past = x[..., :1].expand(-1, -1, pad)
+            else:
+                past = x.new_zeros(x.shape[0], x.shape[1], pad)
+        full = torch.cat([past, x], dim=-1)
+        self._state[id(layer)] = full[..., full.shape[-1] - pad :]
+        return layer.conv(full)
+
+    def _transposed(self, layer: Any, x: torch.Tensor) -> torch.Tensor:
+        if layer.padding_left != 0:
+            raise ConfigError("moshi: streaming Mimi decoding needs trim_right_ratio = 1")
+        y = layer.conv(x)
+        n = x.shape[-1] * layer.conv.stride[0]
+        tail = self._state.get(id(layer))
+        if tail is not None:
+            y = torch.cat([y[..., : tail.shape[-1]] + tail, y[..., tail.shape[-1] :]], dim=-1)
+        rest = y[..., n:]
+        bias = layer.conv.bias
+        # The tail is added to the next frame's output, which has the bias already.
+        self._state[id(layer)] = rest if bias is None else rest - bias[None, :, None]
+        return y[..., :n]
 
 
 # --- loading ---------------------------------------------------------------------------------

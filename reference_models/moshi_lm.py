@@ -1,7 +1,7 @@
 """Moshi (Kyutai's full-duplex speech LM with an inner monologue) as a speechlm-eval plugin.
 
-Capabilities: ``loglikelihood`` and ``continue``. The streaming ``converse`` (80 ms frames in,
-80 ms frames out) awaits the harness' streaming converse protocol (another issue).
+Capabilities: ``loglikelihood``, ``continue`` and ``converse`` (full duplex: 80 ms of user
+audio in, 80 ms of Moshi out, per step; :class:`MoshiSession`).
 
 **Which stream holds the test audio.** Moshi models three streams (text, its own audio, the
 user's audio; :mod:`reference_models.moshi_backends`), and only its own audio is *predicted*
@@ -34,9 +34,38 @@ with an optional ``config.json`` of ``LMModel`` arguments) runs on the package's
 runs on transformers with the teacher-forced forward. The tests run both on the same tiny
 weights (:func:`~reference_models.moshi_backends.moshi_to_transformers`) and compare.
 
+**Converse.** Per 80 ms step (one Mimi hop): the user's frame is encoded by Mimi's streaming
+encoder into the user stream, the LM takes one step (Moshi samples its text token, the inner
+monologue, then its own codebooks with the acoustic delays), and Moshi's newest complete
+frame is decoded by a streaming Mimi decoder. The first user frame is fed twice (as
+``moshi/run_inference.py`` does), so step ``i`` returns Moshi's frame ``i``, drawn after user
+frames ``0..i``; the harness plays it in frame ``i + 1``. Only past and current user audio
+is ever read. Two LM paths (``converse_impl``):
+
+- ``lmgen`` (default for a package checkpoint, **the reference**): the package's streaming
+  ``moshi.models.LMGen`` (KV-cached ``LMModel``, its delays and its sampler), seeded per
+  session (:class:`~reference_models.moshi_backends.PackageStream`).
+- ``recompute`` (the only path for a transformers checkpoint): a full temporal forward over
+  the grid so far at every step, no cache (O(T^2) in the session length), with the harness'
+  sampler (:class:`~reference_models.moshi_backends.RecomputeStream`).
+
+Greedy (temperatures 0), the two give the same tokens on the same weights (tests: LMGen, the
+package recomputed and transformers recomputed agree token for token, text logits within
+1e-4, and every drawn token is the argmax of one teacher-forced forward over the session).
+With sampling they draw from the same distributions but with different samplers, so their
+outputs differ. Sampling defaults are ``LMGen``'s: ``converse_temp=0.8``,
+``converse_top_k=250`` (audio), ``converse_temp_text=0.7``, ``converse_top_k_text=25``;
+a session is seeded from the harness' seed, so the same seed and user audio give the same
+model channel. Mimi: transformers 5.25's encoder streams natively (``use_streaming``); its
+decoder does not, so :class:`~reference_models.moshi_backends.MimiStream` runs the decoder's
+modules with streaming state (equal to the offline decode, tested). ``text`` and ``user``
+play no part in ``converse`` (the text stream is sampled, the user stream is the user),
+though the constructor still requires ``text``.
+
 Example ``--model_args``::
 
     model=/models/moshiko-pytorch-bf16,mimi=/models/mimi,text=none,dtype=bfloat16
+    model=/models/moshiko-pytorch-bf16,mimi=/models/mimi,text=none,converse_temp=0
 """
 
 from __future__ import annotations
@@ -54,6 +83,7 @@ from speechlm_eval.model import (
     ContinueRequest,
     LoglikelihoodRequest,
     LoglikelihoodResult,
+    SessionInfo,
     SpeechLM,
 )
 from speechlm_eval.options import REQUIRED, Opt, Spec
@@ -62,9 +92,19 @@ from .codec_lm import _continue_settings, _draw
 from .codecs import Codec, check_codec_config
 from .gslm_mini.sampling import SampleOptions, _warpers, sample_seed
 from .hf_unit_lm import BATCH_SIZE, _model_dir, load_config, torch_device
-from .moshi_backends import ZERO, Backend, checkpoint_format, load_backend, package_version
+from .moshi_backends import (
+    ZERO,
+    Backend,
+    ConverseSampling,
+    MimiStream,
+    TokenStream,
+    checkpoint_format,
+    load_backend,
+    open_stream,
+    package_version,
+)
 
-__all__ = ["OPTIONS", "Moshi"]
+__all__ = ["OPTIONS", "Moshi", "MoshiSession"]
 
 _DTYPES: dict[Any, str] = {
     "float32": "float32",
@@ -117,6 +157,25 @@ OPTIONS = Spec(
         ),
         "stream": Opt(str, "model", check=_own_stream, doc="the stream holding the test audio"),
         "with_prompt": Opt(bool, False, doc="continue: return the prompt too"),
+        "converse_temp": Opt(
+            float, 0.8, ge=0.0, doc="converse: temperature of Moshi's audio tokens (0 = greedy)"
+        ),
+        "converse_top_k": Opt(
+            int, 250, ge=0, doc="converse: top-k of Moshi's audio tokens (0 = all)"
+        ),
+        "converse_temp_text": Opt(
+            float, 0.7, ge=0.0, doc="converse: temperature of the inner monologue (0 = greedy)"
+        ),
+        "converse_top_k_text": Opt(
+            int, 25, ge=0, doc="converse: top-k of the inner monologue (0 = all)"
+        ),
+        "converse_impl": Opt(
+            str,
+            "auto",
+            choices=("auto", "lmgen", "recompute"),
+            doc="converse: lmgen (the moshi package's LMGen, package checkpoints), recompute "
+            "(a full forward per step, any checkpoint) or auto (lmgen when possible)",
+        ),
         "device": Opt(str, "cpu", check=torch_device, identity=False),
         "dtype": Opt(object, "float32", choices=_DTYPES, expect="one of float32, bfloat16"),
         "batch_size": BATCH_SIZE,
@@ -126,8 +185,9 @@ OPTIONS = Spec(
 
 
 class Moshi(SpeechLM):
-    """Moshi's LM with its Mimi codec: ``loglikelihood`` of audio in Moshi's own stream and
-    ``continue`` (sampling that stream after a prompt). See the module doc.
+    """Moshi's LM with its Mimi codec: ``loglikelihood`` of audio in Moshi's own stream,
+    ``continue`` (sampling that stream after a prompt) and ``converse`` (a streaming session,
+    :meth:`open_session`). See the module doc.
 
     Keyword arguments (strings from ``--model_args`` are parsed, see :data:`OPTIONS`):
 
@@ -139,12 +199,18 @@ class Moshi(SpeechLM):
     - ``text``: ``none`` or ``silence`` (required); ``user``: ``silence`` (default) or ``zero``;
       ``stream``: ``model`` (the only value).
     - ``with_prompt``: ``continue`` returns the decoded prompt before the continuation.
+    - ``converse_temp`` / ``converse_top_k`` (audio, default 0.8 / 250) and
+      ``converse_temp_text`` / ``converse_top_k_text`` (text, 0.7 / 25): ``converse``
+      sampling (temperature 0 greedy, top-k 0 all); ``converse_impl``: ``auto`` (default),
+      ``lmgen`` or ``recompute`` (see the module doc).
     - ``dtype`` of the LM (``float32`` default, ``bfloat16``; Mimi always runs in float32);
       ``device``: the harness' ``--device`` (``cpu``, ``cuda``, ``cuda:N``).
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({"loglikelihood", "continue"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"loglikelihood", "continue", "converse"})
     sample_rate: int | None = None  # set from the codec (the runner resamples to it)
+    # Moshi's Mimi hop (1920 samples at 24 kHz); each instance sets its codec's hop / rate.
+    converse_frame_seconds: ClassVar[float | None] = 0.08
 
     def __init__(self, **kwargs: Any) -> None:
         # Cheap checks first, so that a typo fails before a multi-GB load.
@@ -200,6 +266,23 @@ class Moshi(SpeechLM):
         self._dtype: str = o["dtype"]
         self._settings = {k: o[k] for k in ("text", "user", "stream", "with_prompt", "dtype")}
         self._silence: dict[int, np.ndarray] = {}
+        self.converse_sampling = ConverseSampling(
+            temp=o["converse_temp"],
+            top_k=o["converse_top_k"],
+            temp_text=o["converse_temp_text"],
+            top_k_text=o["converse_top_k_text"],
+        )
+        impl = o["converse_impl"]
+        if impl == "auto":
+            impl = "lmgen" if backend.name == "moshi" else "recompute"
+        elif impl == "lmgen" and backend.name != "moshi":
+            raise ConfigError(
+                "moshi: model argument 'converse_impl': lmgen needs a moshi-package checkpoint "
+                f"(moshi.models.LMGen); {o['model']} is a transformers one: use recompute"
+            )
+        self.converse_impl: str = impl
+        # The instance's frame: one Mimi hop (the harness checks it is whole samples).
+        self.converse_frame_seconds = codec.hop_length / codec.sample_rate  # type: ignore[misc]
         super().__init__(**kwargs)
 
     # --- description -------------------------------------------------------------------------
@@ -322,6 +405,29 @@ class Moshi(SpeechLM):
             )
         return results
 
+    # --- converse ----------------------------------------------------------------------------
+
+    def method_identity(self, method: str) -> dict[str, Any]:
+        """``converse`` outputs also depend on the streaming implementation and the sampling
+        settings (the other methods' cached outputs do not)."""
+        if method != "converse":
+            return {}
+        out: dict[str, Any] = {
+            "impl": self.converse_impl,
+            "sampling": self.converse_sampling.describe(),
+            "first_frame_fed_twice": True,
+        }
+        if self.converse_impl == "lmgen":
+            out["sampler"] = "moshi LMGen sample_token"
+        else:
+            out["sampler"] = "Hugging Face warpers + torch.multinomial"
+        return out
+
+    def open_session(self, info: SessionInfo) -> MoshiSession:
+        """One streaming conversation (:class:`MoshiSession`): one Mimi hop in, one out, per
+        step; sampling seeded from ``info.seed``."""
+        return MoshiSession(self, info)
+
     # --- continue ----------------------------------------------------------------------------
 
     def continue_(self, requests: list[ContinueRequest]) -> list[list[Audio]]:
@@ -395,6 +501,61 @@ class Moshi(SpeechLM):
                     if k + 1 < lay.dep_q:
                         inputs[0, k + 1] = tok
         return full[0, 1 : 1 + lay.dep_q, n_p:total].numpy().copy()
+
+
+class MoshiSession:
+    """One streaming conversation of :class:`Moshi` (the ``converse`` capability).
+
+    Each :meth:`step` hears one Mimi hop of the user (80 ms for Moshi), encodes it with the
+    streaming Mimi encoder into the user stream's codes, runs one LM step (Moshi samples its
+    text token and its own codebooks, with the acoustic delays) and returns Moshi's newest
+    complete frame, decoded by the streaming Mimi decoder (silence until the first frame is
+    complete). The first user frame is fed twice, as ``moshi/run_inference.py`` does: the
+    LM's first step reads only initial tokens, and the second aligns user frame ``f`` with
+    Moshi's frame ``f`` (the training alignment). So with Moshi's delays (``max = 1``), step
+    ``i`` returns Moshi's frame ``i``, sampled after hearing user frames ``0..i``, and the
+    harness plays it in frame ``i + 1``. Everything read is past or current user audio.
+
+    ``text``, ``model_codes``, ``user_codes``: the tokens of the session so far (the inner
+    monologue, Moshi's codes ``[dep_q]`` and the user's ``[user_q]`` per frame).
+    """
+
+    def __init__(self, moshi: Moshi, info: SessionInfo) -> None:
+        codec = moshi.codec
+        if info.sample_rate != codec.sample_rate or info.frame_samples != codec.hop_length:
+            raise ValueError(
+                f"converse session {info.key!r}: frames of {info.frame_samples} samples at "
+                f"{info.sample_rate} Hz; Moshi steps one Mimi hop ({codec.hop_length} samples "
+                f"at {codec.sample_rate} Hz)"
+            )
+        self.layout = moshi.backend.layout
+        self.mimi = MimiStream(codec.model, codec.codebooks, codec.hop_length)
+        seed = sample_seed(info.seed, 0)
+        self.lm: TokenStream = open_stream(
+            moshi.backend, moshi.converse_sampling, seed, moshi.converse_impl
+        )
+        self.hop = codec.hop_length
+        self.text: list[int] = []
+        self.model_codes: list[np.ndarray] = []
+        self.user_codes: list[np.ndarray] = []
+
+    def step(self, user: np.ndarray) -> np.ndarray:
+        """Hear one frame of the user, return Moshi's next frame (float32, one hop)."""
+        lay = self.layout
+        codes = self.mimi.encode(user)[: lay.user_q]
+        if not self.user_codes:
+            self.lm.step(codes)  # the first frame twice (see the class doc)
+        self.user_codes.append(codes)
+        tokens = self.lm.step(codes)
+        if tokens is None:
+            return np.zeros(self.hop, dtype=np.float32)
+        self.text.append(int(tokens[0]))
+        self.model_codes.append(tokens[1 : 1 + lay.dep_q])
+        return self.mimi.decode(tokens[1 : 1 + lay.dep_q]).astype(np.float32, copy=False)
+
+    def close(self) -> None:
+        """Free the LM's streaming state."""
+        self.lm.close()
 
 
 def _check_mimi(path: Path, config: Any) -> None:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from .audio import Audio
-from .errors import PluginError
+from .errors import PluginError, SlmEvalError
 from .model import ConverseRequest, ConverseResult, SessionInfo, SpeechLM
 
 
@@ -100,7 +100,11 @@ def drive(model: SpeechLM, request: ConverseRequest) -> ConverseResult:
     try:
         session = model.open_session(info)
     except Exception as e:
-        raise PluginError(f"converse session {key!r}: open_session raised {e!r}") from e
+        if isinstance(e, SlmEvalError) and f"session {key!r}" in str(e):
+            raise type(e)(str(e)) from e
+        raise PluginError(
+            f"converse session {key!r}: open_session raised {type(e).__name__}: {e}"
+        ) from e
     try:
         for i in range(frames):
             chunk = padded[i * n : (i + 1) * n].copy()
@@ -109,10 +113,10 @@ def drive(model: SpeechLM, request: ConverseRequest) -> ConverseResult:
             try:
                 got = session.step(chunk)
             except Exception as e:
-                raise PluginError(
-                    f"converse session {key!r}, frame {i} ({i * n / rate:.2f} s): "
-                    f"the model raised {e!r}"
-                ) from e
+                where = f"converse session {key!r}, frame {i} ({i * n / rate:.2f} s)"
+                if isinstance(e, SlmEvalError) and f"session {key!r}" in str(e):
+                    raise type(e)(str(e)) from e  # the plugin's own error already says where
+                raise PluginError(f"{where}: the model raised {type(e).__name__}: {e}") from e
             compute.append(time.perf_counter() - t0)
             out[(i + 1) * n : (i + 2) * n] = _check_frame(got, n, key, i, rate)
     finally:
