@@ -1,32 +1,43 @@
 """``hf-audio-chat``: instruction-following audio LMs of transformers as a speechlm-eval plugin.
 
-One adapter for the chat models that take audio in a user turn (Qwen2-Audio today; the
-per-model parts live in :mod:`reference_models.audio_chat_families`). Capabilities:
+One adapter for the models of transformers that take audio and answer in text: the chat
+models Qwen2-Audio, Voxtral, Granite Speech and Phi-4-multimodal, and the speech translator
+SeamlessM4T v2 (the per-model parts live in :mod:`reference_models.audio_chat_families`;
+``family=auto`` picks one from ``config.json``). Capabilities:
 
 - ``respond``: a :class:`~speechlm_eval.model.RespondRequest` becomes one chat -- an optional
   system turn, then a user turn holding the request's audio (first) and its text (or, when the
-  request has no text, the ``instruction`` option) -- rendered by the processor's chat template
-  with the assistant header appended; the model then generates the answer. Greedy by default
+  request has no text, the ``instruction`` option) -- rendered by the model's own prompt
+  format (the processor's chat template; mistral-common for Voxtral) with the assistant
+  header appended; the model then generates the answer. Greedy by default
   (``temperature=0``); with ``temperature > 0`` each request is sampled on its own, from a
   generator seeded by (``seed``, the request's content), so an answer never depends on which
-  other requests shared its batch.
+  other requests shared its batch. SeamlessM4T v2 has no chat: it takes audio only and
+  answers with its translation into ``tgt_lang`` (default ``eng``).
 - ``loglikelihood``: a :class:`~speechlm_eval.model.LoglikelihoodRequest` is read as *a text
   answer given audio*: the user turn is the request's audio (if any) and the ``instruction``
   option (if any); ``text`` is the assistant's answer, tokenised on its own (as given, no
-  space added) right after the assistant header, and scored teacher-forced. The result is the
-  sum of the answer tokens' natural-log probabilities and their count; the end-of-turn token
-  is not scored. This is what multiple-choice scoring compares across candidate answers.
+  space added) right after the assistant header (for SeamlessM4T v2: after the decoder's
+  target-language prefix), and scored teacher-forced. The result is the sum of the answer
+  tokens' natural-log probabilities and their count; the end-of-turn token is not scored.
+  This is what multiple-choice scoring compares across candidate answers.
 
 Batching: prompts are left-padded for generation (every row continues at the same position)
 and prompt + answer rows right-padded for scoring, with attention masks; audio features are
-per clip (the processor always pads each clip to the encoder's 30 s window), so a request's
-result does not depend on its batch. The checkpoint's ``generation_config.json`` sampling
-settings are not used -- only its end-of-sequence ids: the options below are the whole
-generation recipe, and they are in the identity.
+per clip, so a request's result does not depend on its batch. Where a family's encoder would
+see the padding of a batch of clips (Granite Speech, Phi-4-multimodal, SeamlessM4T v2),
+clips of different lengths are run in separate batches. The checkpoint's
+``generation_config.json`` sampling settings are not used -- only its end-of-sequence ids (and
+SeamlessM4T's language codes): the options below are the whole generation recipe, and they
+are in the identity.
 
 Example ``--model_args``::
 
     model=/models/Qwen2-Audio-7B-Instruct,max_new_tokens=256,dtype=bfloat16
+    model=/models/Voxtral-Mini-3B-2507,dtype=bfloat16            # pip install mistral-common
+    model=/models/granite-speech-3.3-2b,system=You are Granite.  # torchaudio; LoRA: peft>=0.22
+    model=/models/seamless-m4t-v2-large,tgt_lang=eng
+    model=/models/phi4-mm-speech-merged,max_new_tokens=128     # speech LoRA merged
 """
 
 from __future__ import annotations
@@ -80,6 +91,7 @@ PROCESSOR_FILES: tuple[str, ...] = (
     "processor_config.json",
     "chat_template.json",
     "chat_template.jinja",
+    "tekken.json",  # voxtral's tokenizer (mistral-common)
 )
 
 
@@ -130,6 +142,13 @@ OPTIONS = Spec(
             doc="user text after the audio, for requests that carry none (respond) and for "
             "every loglikelihood request (whose text is the answer)",
         ),
+        "tgt_lang": Opt(
+            str,
+            None,
+            identity=False,  # in the identity of the families that read it (seamless-m4t-v2)
+            doc="language of the answers of seamless-m4t-v2 (a code of its generation config, "
+            "e.g. eng; default eng)",
+        ),
         "max_new_tokens": Opt(int, 256, ge=1, doc="longest answer, in tokens"),
         "temperature": Opt(float, 0.0, ge=0.0, doc="0 = greedy; > 0 samples"),
         "top_p": Opt(float, 1.0, gt=0.0, le=1.0, doc="nucleus sampling mass (temperature > 0)"),
@@ -170,7 +189,8 @@ class HFAudioChat(SpeechLM):
 
     Keyword arguments (strings from ``--model_args``, parsed by :data:`OPTIONS`): ``model``
     (required local directory), ``processor`` (default: ``model``), ``family``
-    (``auto`` | ``qwen2-audio``), ``system``, ``instruction``, ``max_new_tokens`` (256),
+    (``auto`` or a name of :data:`~reference_models.audio_chat_families.FAMILIES`),
+    ``system``, ``instruction``, ``tgt_lang`` (seamless-m4t-v2 only), ``max_new_tokens`` (256),
     ``temperature`` (0 = greedy), ``top_p`` (1), ``top_k`` (0 = off), ``seed`` (0),
     ``dtype`` (``float32`` | ``bfloat16`` | ``float16``). ``device`` is the harness'
     ``--device`` (``cpu``, ``cuda``, ``cuda:1``; default cpu), kept out of the identity.
@@ -188,6 +208,7 @@ class HFAudioChat(SpeechLM):
         except ValueError as e:
             raise ConfigError(f"hf-audio-chat: --device: {e}") from None
         self.family: ChatFamily = family_for(o["model"], o["family"])
+        self.family.check_options(o)
         proc_dir: Path = o["processor"] or o["model"]
         self._dtype = o["dtype"]
         self.options = o
@@ -196,12 +217,14 @@ class HFAudioChat(SpeechLM):
             model_id["generation_config_hash"] = sha256_file(o["model"] / "generation_config.json")
 
         self.processor = self.family.load_processor(proc_dir)
-        rate = int(self.processor.feature_extractor.sampling_rate)
+        rate = int(self.family.feature_extractor(self.processor).sampling_rate)
         self.sample_rate = rate
         self.tokenizer = self.processor.tokenizer
         if self.tokenizer.pad_token_id is None:  # left/right padding needs a pad id
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.family.check_template(self.processor, o["system"])
         self.model = self.family.load_model(o["model"], getattr(torch, o["dtype"]), dev)
+        self.family.setup(self.model, self.processor, o, o["model"])
         self.torch_device = dev
         self.eos_token_ids = self._eos_ids()
         self.generation_config = self._generation_config()
@@ -209,12 +232,12 @@ class HFAudioChat(SpeechLM):
 
         import transformers
 
-        template = self.processor.chat_template
+        template = self.family.template_fingerprint(self.processor)
         self._identity = {
             "family": self.family.name,
             "model": model_id,
             "processor": {"path": str(proc_dir.resolve()), "files": _files_hash(proc_dir)},
-            "chat_template_sha256": hashlib.sha256(str(template).encode()).hexdigest(),
+            "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest(),
             "transformers": transformers.__version__,
             "sample_rate": rate,
             "settings": {
@@ -224,6 +247,9 @@ class HFAudioChat(SpeechLM):
             },
             "generation": self._generation_identity(),
         }
+        extra = self.family.identity_extra(o)
+        if extra:  # only families with settings of their own (the others' stay as they were)
+            self._identity["settings"].update(extra)
 
     # --- identity ---------------------------------------------------------------------------
 
@@ -335,6 +361,7 @@ class HFAudioChat(SpeechLM):
             text = req.text if req.text is not None else self.options["instruction"]
             if req.audio is None and text is None:
                 raise DataError(f"{where}: respond request has neither audio nor text")
+            self.family.check_request(where, req.audio is not None, req.text is not None)
             clips.append(self._clip(req.audio, where))
             prompts.append(
                 self.family.render(
@@ -347,26 +374,35 @@ class HFAudioChat(SpeechLM):
                 seed = _request_seed(self.options["seed"], req.fingerprint())
                 texts.extend(self._generate([p], [c], seed))
         else:
-            texts = self._generate(prompts, clips, None)
+            texts = [""] * len(requests)
+            for group in self._groups(clips):
+                out = self._generate([prompts[i] for i in group], [clips[i] for i in group], None)
+                for i, t in zip(group, out, strict=True):
+                    texts[i] = t
         return [RespondResult(text=t) for t in texts]
+
+    def _groups(self, clips: list[np.ndarray | None]) -> list[list[int]]:
+        """Indices of the requests that can share a forward pass: all of them, or for a
+        family whose encoder sees the padding of a batch of clips (no feature mask), those of
+        one clip length (or none), so that no result depends on its batch."""
+        if not self.family.batch_by_length:
+            return [list(range(len(clips)))]
+        groups: dict[int, list[int]] = {}
+        for i, c in enumerate(clips):
+            groups.setdefault(-1 if c is None else int(c.shape[0]), []).append(i)
+        return list(groups.values())
 
     def _generate(
         self, prompts: list[str], clips: list[np.ndarray | None], seed: int | None
     ) -> list[str]:
         batch = self.family.encode(self.processor, prompts, clips)
-        inputs = self._to_device(
-            {
-                "input_ids": batch["input_ids"],
-                "attention_mask": batch["attention_mask"],
-                **self.family.model_inputs(batch),
-            }
-        )
+        inputs = self._to_device(self.family.generation_inputs(self.model, batch))
         devices = [self.torch_device] if self.torch_device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices, enabled=seed is not None):
             if seed is not None:
                 torch.manual_seed(seed)
             out = self.family.generate(self.model, inputs, self.generation_config)
-        new = out[:, inputs["input_ids"].shape[1] :]
+        new = self.family.new_tokens(out, inputs)
         texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
         return [t.strip() for t in texts]
 
@@ -376,7 +412,8 @@ class HFAudioChat(SpeechLM):
     def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
         """Teacher-forced log-probability of each request's ``text`` as the assistant's answer
         to its ``audio`` (and the ``instruction`` option): sum over the answer tokens and their
-        number. One right-padded forward pass for the batch."""
+        number. One right-padded forward pass for the batch (per clip length for a family
+        with ``batch_by_length``)."""
         if not requests:
             return []
         prompts, clips, answers = [], [], []
@@ -391,6 +428,7 @@ class HFAudioChat(SpeechLM):
             if not ids:
                 raise DataError(f"{where}: the answer {req.text!r} has no tokens")
             answers.append([int(t) for t in ids])
+            self.family.check_request(where, req.audio is not None, False)
             clips.append(self._clip(req.audio, where))
             prompts.append(
                 self.family.render(
@@ -400,7 +438,29 @@ class HFAudioChat(SpeechLM):
                     req.audio is not None,
                 )
             )
+        results: list[LoglikelihoodResult | None] = [None] * len(requests)
+        for group in self._groups(clips):
+            scored = self._score(
+                [prompts[i] for i in group],
+                [clips[i] for i in group],
+                [answers[i] for i in group],
+                [requests[i].key or str(i) for i in group],
+            )
+            for i, r in zip(group, scored, strict=True):
+                results[i] = r
+        return [r for r in results if r is not None]
+
+    def _score(
+        self,
+        prompts: list[Any],
+        clips: list[np.ndarray | None],
+        answers: list[list[int]],
+        keys: list[str],
+    ) -> list[LoglikelihoodResult]:
+        """Teacher-forced answer log-probabilities of one batch (see :meth:`loglikelihood`)."""
         batch = self.family.encode(self.processor, prompts, clips)
+        if self.family.encoder_decoder:
+            return self._score_seq2seq(batch, answers, keys)
         # Unpad the (left-padded) prompts, append the answers, right-pad: every row keeps the
         # positions it has alone, and padding after it cannot reach it through causal attention.
         rows, starts = [], []
@@ -420,6 +480,7 @@ class HFAudioChat(SpeechLM):
         inputs = self._to_device(
             {"input_ids": input_ids, "attention_mask": attention, **self.family.model_inputs(batch)}
         )
+        self.family.prepare_forward(self.model, any(c is not None for c in clips))
         hidden = self.family.text_model(self.model)(**inputs).last_hidden_state
         head = self.family.lm_head(self.model)
         results = []
@@ -428,10 +489,45 @@ class HFAudioChat(SpeechLM):
             # Only these rows go through the vocabulary projection (a 150k-token head on the
             # whole prompt would cost more memory than the model).
             h = hidden[i, start - 1 : start - 1 + len(ans)]
-            logp = torch.log_softmax(head(h).float(), dim=-1)
+            logp = torch.log_softmax(self.family.logits(self.model, head, h).float(), dim=-1)
             target = torch.tensor(ans, device=logp.device)
             total = logp.gather(-1, target[:, None]).sum().item()
             if not np.isfinite(total):
-                raise PluginError(f"{requests[i].key or i}: non-finite log-probability")
+                raise PluginError(f"{keys[i]}: non-finite log-probability")
+            results.append(LoglikelihoodResult(logprob=float(total), num_tokens=len(ans)))
+        return results
+
+    def _score_seq2seq(
+        self, batch: Any, answers: list[list[int]], keys: list[str]
+    ) -> list[LoglikelihoodResult]:
+        """Answer log-probabilities of an encoder-decoder family: the decoder reads its
+        prefix (decoder start, target-language code) then the answer, right-padded; the
+        encoder reads the audio features with their mask."""
+        prefix = self.family.decoder_prefix(self.model)
+        rows = [prefix + ans for ans in answers]
+        width = max(len(r) for r in rows)
+        pad = int(self.tokenizer.pad_token_id)
+        dec = torch.full((len(rows), width), pad, dtype=torch.long)
+        dec_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            dec[i, : len(r)] = torch.tensor(r)
+            dec_mask[i, : len(r)] = 1
+        inputs = self._to_device(
+            {
+                **self.family.model_inputs(batch),
+                "decoder_input_ids": dec,
+                "decoder_attention_mask": dec_mask,
+            }
+        )
+        logits = self.model(**inputs).logits
+        results = []
+        start = len(prefix)
+        for i, ans in enumerate(answers):
+            # Decoder position t predicts token t+1: the answer from the prefix's last one on.
+            logp = torch.log_softmax(logits[i, start - 1 : start - 1 + len(ans)].float(), dim=-1)
+            target = torch.tensor(ans, device=logp.device)
+            total = logp.gather(-1, target[:, None]).sum().item()
+            if not np.isfinite(total):
+                raise PluginError(f"{keys[i]}: non-finite log-probability")
             results.append(LoglikelihoodResult(logprob=float(total), num_tokens=len(ans)))
         return results
