@@ -21,6 +21,7 @@ from .dialogue_continuation import run_dialogue_continue
 from .encode import run_encode
 from .likelihood import run_likelihood
 from .prosody_streams import run_prosody_streams
+from .respond import run_respond
 from .resynthesize import run_resynthesize
 from .stsp import continue_direction, run_stsp
 
@@ -51,6 +52,7 @@ PIPELINES: dict[str, Pipeline] = {
     "resynthesize": run_resynthesize,
     "continue": run_continue_task,
     "converse": run_converse,
+    "respond": run_respond,
 }
 
 

@@ -49,6 +49,14 @@ denominator; both hide a model that does not follow the answer format.
 - ``number``: every number written in digits (``-3``, ``1,234.5``, ``50%`` -> ``50``),
   canonical (``1234.5``, ``3.0`` -> ``3``); not inside words (``mp3``, ``42nd``) and no
   number words ("fifty" stays unparsed: normalise first where that matters);
+- ``number_words``: English number words written as digits (``seven`` -> ``7``, ``twenty
+  one`` -> ``21``, ``minus three`` -> ``-3``) by openai-whisper's ``EnglishNumberNormalizer``
+  (the WER normaliser's own number rules), applied to the runs of letters only (digits and
+  punctuation are left as they are, so ``1,234.5`` survives); those runs come out lowercase.
+  Put it before ``number`` for spoken answers;
+- ``reject: PATTERN`` or ``{pattern, ignore_case: true}``: drop every candidate the pattern
+  matches (a refusal such as "I cannot answer"), so a hedged reply that also names a letter
+  is no answer rather than a lucky one;
 - ``take_first``, ``take_last``: keep the first or last candidate;
 - ``lowercase``, ``strip`` (whitespace).
 
@@ -58,10 +66,12 @@ as declared, a number as ``number`` writes it).
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cache
 from typing import Any, NamedTuple
 
 from ..errors import ConfigError
@@ -307,6 +317,54 @@ def canonical_number(sign: str, whole: str, frac: str | None) -> str:
 @register_step("number")
 def _number(params: dict[str, Any], where: str) -> StepFn:
     return _each(lambda c: [canonical_number(*m.groups()) for m in _NUMBER.finditer(c)])
+
+
+# --- number words and refusals -------------------------------------------------------------------
+
+_WORD_RUN = re.compile(r"[A-Za-z]+(?:[\s-]+[A-Za-z]+)*")
+
+
+@cache
+def _english_number_normalizer() -> Callable[[str], str]:
+    from .normalizers import load_standalone_normalizers
+
+    mod, _ = load_standalone_normalizers()
+    return importlib.import_module(f"{mod.__name__}.english").EnglishNumberNormalizer()
+
+
+def number_words_to_digits(text: str) -> str:
+    """``text`` with English number words as digits (the ``number_words`` step)."""
+    norm = _english_number_normalizer()
+    return _WORD_RUN.sub(lambda m: norm(m.group(0).lower().replace("-", " ")), text)
+
+
+@register_step("number_words")
+def _number_words(params: dict[str, Any], where: str) -> StepFn:
+    _english_number_normalizer()  # loaded when the chain is parsed: a missing package fails early
+    return _map(number_words_to_digits)
+
+
+@register_step(
+    "reject",
+    Spec(
+        {
+            "pattern": Opt(str, REQUIRED, doc="a Python regular expression"),
+            "ignore_case": Opt(bool, True),
+        },
+        noun="key",
+        strict=True,
+    ),
+    main="pattern",
+)
+def _reject(params: dict[str, Any], where: str) -> StepFn:
+    flags = re.IGNORECASE if params["ignore_case"] else 0
+    try:
+        pat = re.compile(params["pattern"], flags)
+    except re.error as e:
+        raise ConfigError(
+            f"{where}: pattern {params['pattern']!r} does not compile ({e.msg} at {e.pos})"
+        ) from None
+    return lambda cands: [c for c in cands if not pat.search(c)]
 
 
 # --- chains -----------------------------------------------------------------------------------

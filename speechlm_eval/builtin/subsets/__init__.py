@@ -8,6 +8,7 @@ from .interactive import Interactive
 from .lexical import Lexical
 from .prosody import Prosody
 from .salmon import Salmon
+from .spoken_qa import SpokenQA
 from .storycloze import StoryCloze
 from .stsp import STSP
 from .syntactic import Syntactic
@@ -24,4 +25,5 @@ SUBSETS = [
     Dialogue(),
     Interactive(),
     Continuation(),
+    SpokenQA(),
 ]
