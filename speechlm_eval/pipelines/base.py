@@ -122,3 +122,23 @@ def metric_entries(report: ScoreReport, filt: str) -> tuple[dict[str, Any], dict
         entries[f"{name}_stderr,{filt}"] = m.stderr if m.stderr is not None else "N/A"
         hib[name] = m.higher_is_better
     return entries, hib
+
+
+def filtered_entries(report: Any) -> tuple[dict[str, Any], dict[str, bool], dict[str, Any]]:
+    """A :class:`~speechlm_eval.scorers.base.FilteredReport` as results entries: every filter's
+    metrics (:func:`metric_entries`), their directions, and the head of the task's scoring
+    record: ``primary_metric`` (the report's ``info["primary"]`` when this run produced it),
+    ``primary_missing`` when it did not (a headline is said missing, never silently dropped),
+    then the rest of ``report.info``. Pipelines append their own keys after these."""
+    entry: dict[str, Any] = {}
+    hib: dict[str, bool] = {}
+    for filt, metrics in report.by_filter.items():
+        e, h = metric_entries(metrics, filt)
+        entry.update(e)
+        hib.update(h)
+    info = dict(report.info)
+    want = info.pop("primary", None)
+    head: dict[str, Any] = {"primary_metric": want if want in entry else None}
+    if want is not None and want not in entry:
+        head["primary_missing"] = f"{want} is not among this run's metrics"
+    return entry, hib, {**head, **info}

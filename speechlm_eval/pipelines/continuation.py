@@ -41,7 +41,7 @@ from ..model import ContinueRequest
 from ..options import Opt, Spec
 from ..scorers.base import ContinuationScorer
 from ..scorers.continuation import Judged, Prompt
-from .base import SpilledAudio, TaskContext, TaskOutcome, metric_entries
+from .base import SpilledAudio, TaskContext, TaskOutcome, filtered_entries
 
 
 def _temperatures(v: Any) -> list[float]:
@@ -301,24 +301,11 @@ def run_continue(ctx: TaskContext) -> TaskOutcome:
         parts.append(rows)
         hashes.extend(h)
     report = scorer.finish(prompts, parts)
-    entry: dict[str, Any] = {}
-    hib: dict[str, bool] = {}
-    for filt, metrics in report.by_filter.items():
-        e, h = metric_entries(metrics, filt)
-        entry.update(e)
-        hib.update(h)
-    # The headline: the task's scoring.options.primary ("metric,filter"), when the run has it.
-    want = report.info.pop("primary", None)
+    # The headline (scoring.options.primary) is said missing when the run lacks it (e.g. the
+    # mos role rebound to a predictor with other keys: mos_nisqa instead of mos_ovrl).
+    entry, hib, head = filtered_entries(report)
     scoring = {
-        "primary_metric": want if want in entry else None,
-        # A headline the run did not produce is said, not silently dropped (e.g. the mos role
-        # rebound to a predictor with other keys: mos_nisqa instead of mos_ovrl).
-        **(
-            {"primary_missing": f"{want} is not among this run's metrics"}
-            if want is not None and want not in entry
-            else {}
-        ),
-        **report.info,
+        **head,
         "generation": {**opts, "seed": ctx.seed},
         "prompts": counts,
         "options": dict(ctx.cfg.scoring.options),

@@ -26,7 +26,7 @@ from ..dataset import SessionDataset, SessionItem
 from ..errors import ConfigError
 from ..execute import BatchSizer, converse_capability, run_requests
 from ..scorers.base import SessionScorer
-from .base import SpilledAudio, TaskContext, TaskOutcome, metric_entries
+from .base import SpilledAudio, TaskContext, TaskOutcome, filtered_entries
 
 # Sessions per part: generated, judged and reduced to rows before the next part, so memory
 # does not grow with the number of stimuli (Full-Duplex-Bench has ~700 of ~30 s).
@@ -111,21 +111,9 @@ def run_converse(ctx: TaskContext) -> TaskOutcome:
         if kept is not None:
             hashes.extend(kept.add(s.model) for s in sessions)
     report = scorer.finish(items, parts)
-    entry: dict[str, Any] = {}
-    hib: dict[str, bool] = {}
-    for filt, metrics in report.by_filter.items():
-        e, h = metric_entries(metrics, filt)
-        entry.update(e)
-        hib.update(h)
-    want = report.info.pop("primary", None)
+    entry, hib, head = filtered_entries(report)
     scoring = {
-        "primary_metric": want if want in entry else None,
-        **(
-            {"primary_missing": f"{want} is not among this run's metrics"}
-            if want is not None and want not in entry
-            else {}
-        ),
-        **report.info,
+        **head,
         "protocol": {
             "frame_seconds": ctx.model.converse_frame_seconds,
             "model_sample_rate": ctx.model.sample_rate,

@@ -22,7 +22,7 @@ from ..execute import Item, continue_capability, execute
 from ..model import ContinueRequest
 from ..options import Opt, Spec
 from ..scorers.base import DialogueContinuationScorer
-from .base import TaskContext, TaskOutcome, metric_entries
+from .base import TaskContext, TaskOutcome, filtered_entries
 
 GENERATION = Spec(
     {
@@ -124,16 +124,9 @@ def run_dialogue_continue(ctx: TaskContext) -> TaskOutcome:
             )
         )
     report = scorer.score_dialogues(samples, ctx.judges, ctx.cache, stats=ctx.stats, desc=ctx.name)
-    entry: dict[str, Any] = {}
-    hib: dict[str, bool] = {}
-    for filt, metrics in report.by_filter.items():
-        e, h = metric_entries(metrics, filt)
-        entry.update(e)
-        hib.update(h)
-    want = report.info.pop("primary", None)
+    entry, hib, head = filtered_entries(report)
     scoring = {
-        "primary_metric": want if want in entry else None,
-        **report.info,
+        **head,
         "generation": {**o, "seed": ctx.seed},
         "conversations": {
             "usable": len(usable),

@@ -24,14 +24,12 @@ a task that asks for one is a ConfigError.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..errors import ConfigError
 from ..execute import continue_prosody_capability, prosody_streams_capability, run_requests
 from ..model import ProsodyStreams
 from ..scorers.base import ProsodyStreamScorer
 from ..scorers.prosody_streams import StreamSample
-from .base import TaskContext, TaskOutcome, metric_entries
+from .base import TaskContext, TaskOutcome, filtered_entries
 from .continuation import GENERATION, sample_continuations, select_prompts
 
 UNUSED = ("with_prompt", "cut_to_reference", "baselines")
@@ -70,17 +68,10 @@ def run_prosody_streams(ctx: TaskContext) -> TaskOutcome:
     report = scorer.score_streams(
         prompts, samples, references, model=f"model {cls.__module__}.{cls.__qualname__}"
     )
-    entry: dict[str, Any] = {}
-    hib: dict[str, bool] = {}
-    for filt, metrics in report.by_filter.items():
-        e, h = metric_entries(metrics, filt)
-        entry.update(e)
-        hib.update(h)
-    want = report.info.pop("primary", None)
+    entry, hib, head = filtered_entries(report)
     generation = {k: v for k, v in opts.items() if k not in UNUSED}
     scoring = {
-        "primary_metric": want if want in entry else None,
-        **report.info,
+        **head,
         "generation": {**generation, "seed": ctx.seed},
         "prompts": counts,
         "options": dict(ctx.cfg.scoring.options),
