@@ -66,6 +66,29 @@ nothing is sent when the judge is constructed (no ``GET /models`` probe): the ju
 whenever a task binds its role, the client is made (sending nothing) on the first
 :meth:`LLMJudge.rate`, and the first request goes out then.
 
+A second rubric, ``rubric=fdbench-interruption``: Full-Duplex-Bench v1's relevance rating of a
+model's response after a user's interruption (``v1_v1.5/evaluation/eval_user_interruption.py``
+of ``DanielLin94144/Full-Duplex-Bench``, read at commit d7336bd). There the LLM (gpt-4-turbo,
+seed 0, the API's default temperature) gets a system message (a 0-5 rubric) and a user message
+holding the context turn, the interrupting turn and the AI's response (the ASR text of the
+model's channel from the interruption's end on); the answer is read with a regular expression
+(the last ``Analysis: ... I would rate the AI's response as <n>``), an answer that does not
+parse is asked again until one does, and every parsed integer is averaged. That repository is
+CC BY-NC 4.0, so its prompt is not in this project: ``rubric_file`` (default
+``$SLM_EVAL_LLM_JUDGE_RUBRIC_FILE``) names the user's copy of that file, the two messages are
+read from it with :mod:`ast` (:func:`extract_fdbench_messages`; nothing in it runs) and must
+match the SHA-256 digests of the official ones (:func:`load_fdbench_rubric`; another text is
+refused with a ``ConfigError`` naming the file and the commit); the file's path and digests are
+recorded in the identity. Items are rated with :meth:`LLMJudge.rate_fields` (fields
+``context``, ``interrupt``, ``response``); the parser is the same rule
+(:func:`parse_fdbench_rating`), the scale 0-5. Deviations, on purpose: temperature 0 and seed 0
+(the official code sends the API's default temperature), ``max_tokens`` 512 like every request
+of this judge (the official call sets none; ``max_tokens=none`` sends none, and a cut answer
+shows as ``finish_reason`` ``length``), an answer that does not parse is counted as
+``unparsed``, never asked again (asking until one parses picks answers) nor dropped, and a
+parsed integer outside 0-5 is ``out_of_range`` (the official mean would take it).
+Without a rubric file the judge constructs with ``available`` False and says what to set.
+
 Configuration: ``base_url`` (default: ``$SLM_EVAL_LLM_JUDGE_URL``), ``model`` (default:
 ``$SLM_EVAL_LLM_JUDGE_MODEL``; required when an endpoint is set), the key in the environment
 variable named by ``api_key_env`` (``OPENAI_API_KEY``; never recorded). Without an endpoint
@@ -75,14 +98,16 @@ set; :meth:`LLMJudge.rate` then raises :class:`~speechlm_eval.errors.ConfigError
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import logging
 import os
 import random
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from ..cache import ResultCache
@@ -96,21 +121,29 @@ from ..endpoints import (
 )
 from ..errors import ConfigError
 from ..execute import ExecStats
-from ..hashing import digest
+from ..hashing import digest, sha256_file
 from ..metrics import Metric, cluster_mean
 from ..options import Opt, Spec
 from .base import Judge, package_version, run_judge_requests
 
 __all__ = [
     "ENV_MODEL",
+    "ENV_RUBRIC",
     "ENV_URL",
+    "FDBENCH_COMMIT",
+    "FDBENCH_SYSTEM_SHA256",
+    "FDBENCH_USER_SHA256",
     "PARSERS",
     "RUBRICS",
     "SCALE",
     "SLAMKIT_RUBRIC",
     "STATUSES",
     "LLMJudge",
+    "Rubric",
+    "extract_fdbench_messages",
+    "load_fdbench_rubric",
     "parse_boxed",
+    "parse_fdbench_rating",
     "rating",
     "render",
     "summarize",
@@ -120,6 +153,7 @@ log = logging.getLogger(__name__)
 
 ENV_URL = "SLM_EVAL_LLM_JUDGE_URL"
 ENV_MODEL = "SLM_EVAL_LLM_JUDGE_MODEL"
+ENV_RUBRIC = "SLM_EVAL_LLM_JUDGE_RUBRIC_FILE"
 ROUTE = "/chat/completions"
 SCALE = (1, 5)  # the rubric's integer scale, both ends included
 STATUSES = ("ok", "out_of_range", "unparsed", "error")
@@ -183,16 +217,40 @@ if hashlib.sha256(SLAMKIT_RUBRIC.encode("utf-8")).hexdigest() != SLAMKIT_RUBRIC_
 
 @dataclass(frozen=True)
 class Rubric:
-    """A rubric: its text (with both slots), where it comes from, and the parser it pairs with."""
+    """A rubric: its text (with its slots), where it comes from, and the parser it pairs with.
+
+    slamkit's (the default shape): ``text`` is one user message with the two slots of
+    :func:`render`. A rubric with a ``system`` message (Full-Duplex-Bench's) sends it first and
+    ``text`` as the user message, a :meth:`str.format` template over ``fields``. ``scale`` is
+    the integer range of a valid rating; ``messages`` says in words what is sent (in the
+    identity and the cache key); ``origin`` records where the text was read (a user's file)."""
 
     name: str
     text: str
     source: str
     parser: str
+    system: str | None = None
+    fields: tuple[str, ...] = ("prompt", "continuation")
+    scale: tuple[int, int] = SCALE
+    messages: str = "one user message: the rubric with the two transcripts in its slots"
+    origin: Mapping[str, Any] | None = None
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+        """SHA-256 of the user message's text; with a system message, of both (the system
+        message, a NUL, the user template), so that a change of either is another question."""
+        if self.system is None:
+            return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+        return hashlib.sha256(f"{self.system}\0{self.text}".encode()).hexdigest()
+
+    def chat(self, values: Mapping[str, str]) -> list[dict[str, str]]:
+        """The chat messages for one item: ``values`` holds each of :attr:`fields`."""
+        if self.system is None:
+            text = render(self.text, values["prompt"], values["continuation"])
+            return [{"role": "user", "content": text}]
+        # str.format substitutes each field once, as the official f-string does.
+        user = self.text.format(**{f: values[f] for f in self.fields})
+        return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
 
 
 RUBRICS: dict[str, Rubric] = {
@@ -203,6 +261,10 @@ RUBRICS: dict[str, Rubric] = {
         "slamkit-boxed",
     ),
 }
+# Rubrics whose text is read from the user's copy of a file this project may not ship (option
+# rubric_file; loaded by load_fdbench_rubric, the only one so far).
+FILE_RUBRICS = ("fdbench-interruption",)
+RUBRIC_NAMES = (*RUBRICS, *FILE_RUBRICS)
 
 _SLOTS = re.compile(re.escape(PROMPT_SLOT) + "|" + re.escape(CONTINUATION_SLOT))
 
@@ -237,6 +299,159 @@ def parse_boxed(answer: str) -> int | None:
     see the module doc). No range check here: :class:`LLMJudge` applies :data:`SCALE`."""
     m = _BOXED.search(answer)
     return int(m.group(1)) if m else None
+
+
+# --- Full-Duplex-Bench v1's interruption rubric --------------------------------------------------
+#
+# Full-Duplex-Bench (DanielLin94144/Full-Duplex-Bench) is CC BY-NC 4.0: its prompt text is not
+# in this (MIT) project. The user names their own copy of the official file with rubric_file;
+# the two messages are read from it with ast (nothing in it is run) and must hash to the
+# digests below, computed from v1_v1.5/evaluation/eval_user_interruption.py at FDBENCH_COMMIT:
+# - the system message: the string assigned to ``system_msg`` in ``eval_user_interruption``,
+#   UTF-8 (FDBENCH_SYSTEM_SHA256);
+# - the user message: the f-string assigned to ``user_msg`` there, written as a str.format
+#   template (literal braces doubled, each interpolated variable replaced by its field's name
+#   in braces, FDBENCH_FIELDS), UTF-8 (FDBENCH_USER_SHA256).
+FDBENCH_COMMIT = "d7336bda1385872b83b48a8d45d9c0003836a60d"
+FDBENCH_PATH = "v1_v1.5/evaluation/eval_user_interruption.py"
+FDBENCH_FUNCTION = "eval_user_interruption"
+FDBENCH_SYSTEM_SHA256 = "60345e34b8855786351db19830d09515f225011414180e85587210cc3c50691c"
+FDBENCH_USER_SHA256 = "7403ac71a610d2717f215bfc93ebbba84cf932e2584f8b3c7ccf3a36411b9b04"
+# The official code's variable names -> this judge's field names (what each one holds: the
+# context turn and the interrupting turn from interrupt.json, the ASR text of the model's
+# channel from the interruption's end on).
+FDBENCH_FIELDS = {
+    "in_before_interrupt_text": "context",
+    "in_interrupt_text": "interrupt",
+    "out_after_interrupt_text": "response",
+}
+FDBENCH_SCALE = (0, 5)
+
+
+def _fdbench_error(path: Path, why: str) -> ConfigError:
+    return ConfigError(
+        f"judge option rubric_file: {path}: {why}; expected Full-Duplex-Bench's {FDBENCH_PATH} "
+        f"at commit {FDBENCH_COMMIT[:7]} ({FDBENCH_COMMIT})"
+    )
+
+
+def _assigned(func: ast.FunctionDef, name: str, path: Path) -> ast.expr:
+    """The one value assigned to the plain name ``name`` in ``func``'s body (any depth)."""
+    found = [
+        n.value
+        for n in ast.walk(func)
+        if isinstance(n, ast.Assign)
+        and len(n.targets) == 1
+        and isinstance(n.targets[0], ast.Name)
+        and n.targets[0].id == name
+    ]
+    if len(found) != 1:
+        raise _fdbench_error(path, f"{len(found)} assignments to {name!r} in {func.name}(), not 1")
+    return found[0]
+
+
+def extract_fdbench_messages(path: str | Path) -> tuple[str, str]:
+    """(system message, user-message template) read from a copy of Full-Duplex-Bench's
+    ``eval_user_interruption.py`` with :mod:`ast` (the file is parsed, never run); the
+    template is the ``user_msg`` f-string as a :meth:`str.format` template over ``context``,
+    ``interrupt`` and ``response``. No hash check here (:func:`load_fdbench_rubric` does it);
+    ``ConfigError`` naming the file when it is missing, unreadable or not laid out so."""
+    p = Path(path).expanduser()
+    try:
+        tree = ast.parse(p.read_text(encoding="utf-8"), filename=str(p))
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError) as e:
+        raise _fdbench_error(p, f"cannot read it as Python ({type(e).__name__}: {e})") from None
+    funcs = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == FDBENCH_FUNCTION]
+    if len(funcs) != 1:
+        raise _fdbench_error(p, f"no top-level function {FDBENCH_FUNCTION}()")
+    system = _assigned(funcs[0], "system_msg", p)
+    if not (isinstance(system, ast.Constant) and isinstance(system.value, str)):
+        raise _fdbench_error(p, "system_msg is not a string literal")
+    user = _assigned(funcs[0], "user_msg", p)
+    if not isinstance(user, ast.JoinedStr):
+        raise _fdbench_error(p, "user_msg is not an f-string")
+    parts: list[str] = []
+    for v in user.values:
+        if isinstance(v, ast.Constant) and isinstance(v.value, str):
+            parts.append(v.value.replace("{", "{{").replace("}", "}}"))
+        elif (
+            isinstance(v, ast.FormattedValue)
+            and isinstance(v.value, ast.Name)
+            and v.value.id in FDBENCH_FIELDS
+            and v.conversion == -1
+            and v.format_spec is None
+        ):
+            parts.append("{" + FDBENCH_FIELDS[v.value.id] + "}")
+        else:
+            raise _fdbench_error(
+                p, f"user_msg interpolates something else than {', '.join(FDBENCH_FIELDS)}"
+            )
+    return system.value, "".join(parts)
+
+
+def load_fdbench_rubric(path: str | Path) -> Rubric:
+    """The ``fdbench-interruption`` rubric from the user's copy of the official file: the two
+    messages (:func:`extract_fdbench_messages`) checked against :data:`FDBENCH_SYSTEM_SHA256`
+    and :data:`FDBENCH_USER_SHA256`; a file whose prompt differs is refused (``ConfigError``
+    naming the file and the expected commit). The file's resolved path, its SHA-256 and both
+    digests are kept in ``origin`` (recorded in the judge's identity)."""
+    p = Path(path).expanduser().resolve()
+    system, user = extract_fdbench_messages(p)
+    digests = {
+        "system_sha256": hashlib.sha256(system.encode("utf-8")).hexdigest(),
+        "user_sha256": hashlib.sha256(user.encode("utf-8")).hexdigest(),
+    }
+    for what, want in (("system", FDBENCH_SYSTEM_SHA256), ("user", FDBENCH_USER_SHA256)):
+        if digests[f"{what}_sha256"] != want:
+            raise _fdbench_error(
+                p, f"its {what} message differs from the official one (SHA-256 mismatch)"
+            )
+    return Rubric(
+        "fdbench-interruption",
+        user,
+        f"DanielLin94144/Full-Duplex-Bench {FDBENCH_PATH} ({FDBENCH_FUNCTION}: system_msg, "
+        f"user_msg) @ {FDBENCH_COMMIT[:7]}, CC BY-NC 4.0, read from the user's copy",
+        "fdbench-rating",
+        system=system,
+        fields=tuple(FDBENCH_FIELDS.values()),
+        scale=FDBENCH_SCALE,
+        messages="a system message (the rubric) and a user message (the template with the "
+        "context turn, the interrupting turn and the response in its fields)",
+        origin={"file": str(p), "file_sha256": sha256_file(p), **digests},
+    )
+
+
+# Full-Duplex-Bench's parse_output (same file): this pattern with re.DOTALL over the answer
+# plus "\n", every non-overlapping match in turn, the last one kept; the rating is group 2
+# read with int(). The official code then asks again until an answer parses (here: counted as
+# unparsed, never asked again) and averages every parsed integer (here: 0..5 is ok, anything
+# else out_of_range).
+_FDBENCH_RATING = re.compile(
+    r"Analysis:\s*(.*?)\nI would rate the AI's response as (\d+)", re.DOTALL
+)
+
+
+def parse_fdbench_rating(answer: str) -> int | None:
+    """The rating of the last match of Full-Duplex-Bench's answer pattern in ``answer`` (see
+    :data:`PARSERS`), or None. No range check here: :class:`LLMJudge` applies the scale."""
+    value = None
+    for m in _FDBENCH_RATING.finditer(answer + "\n"):
+        value = int(m.group(2))
+    return value
+
+
+PARSERS["fdbench-rating"] = {
+    "pattern": _FDBENCH_RATING.pattern,
+    "rule": "re.DOTALL finditer over the answer + newline, the last match's second group read "
+    "with int(); none: unparsed; an integer outside the scale: out_of_range",
+    "source": f"DanielLin94144/Full-Duplex-Bench {FDBENCH_PATH}::parse_output "
+    f"@ {FDBENCH_COMMIT[:7]}",
+}
+# Parser name -> function; looked up by module name on every call (tests may replace them).
+_PARSE_FUNCS: dict[str, Callable[[str], int | None]] = {
+    "slamkit-boxed": lambda a: parse_boxed(a),
+    "fdbench-rating": lambda a: parse_fdbench_rating(a),
+}
 
 
 # --- results -----------------------------------------------------------------------------------
@@ -278,13 +493,17 @@ def rating(
     finish_reason: str | None = None,
     model: str | None = None,
     system_fingerprint: str | None = None,
+    *,
+    parser: str = "slamkit-boxed",
+    scale: tuple[int, int] = SCALE,
 ) -> dict[str, Any]:
-    """The result of one answer text: parsed with :func:`parse_boxed`, checked against
-    :data:`SCALE`, the text kept (clipped to :data:`MAX_RAW` characters)."""
-    value = parse_boxed(answer)
+    """The result of one answer text: parsed with ``parser`` (a name in :data:`PARSERS`;
+    default slamkit's :func:`parse_boxed`), checked against ``scale`` (both ends included),
+    the text kept (clipped to :data:`MAX_RAW` characters)."""
+    value = _PARSE_FUNCS[parser](answer)
     if value is None:
         status = "unparsed"
-    elif SCALE[0] <= value <= SCALE[1]:
+    elif scale[0] <= value <= scale[1]:
         status = "ok"
     else:
         status = "out_of_range"
@@ -348,12 +567,18 @@ def _is_answer_record(value: Any) -> bool:
     )
 
 
-def _read_answer(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The result of a cached answer record: parsed now (:func:`rating`), or ``error``."""
+def _read_answer(record: Mapping[str, Any], rubric: Rubric) -> dict[str, Any]:
+    """The result of a cached answer record: parsed now (:func:`rating`, with the rubric's
+    parser and scale), or ``error``."""
     if record["error"] is not None:
         return _result("error", error=record["error"])
     return rating(
-        record["answer"], record["finish_reason"], record["model"], record["system_fingerprint"]
+        record["answer"],
+        record["finish_reason"],
+        record["model"],
+        record["system_fingerprint"],
+        parser=rubric.parser,
+        scale=rubric.scale,
     )
 
 
@@ -362,6 +587,13 @@ def _read_answer(record: Mapping[str, Any]) -> dict[str, Any]:
 
 def _from_env(var: str) -> Any:
     return lambda _before: os.environ.get(var, "").strip() or None
+
+
+def _rubric_file_from_env(before: Mapping[str, Any]) -> str | None:
+    # Only a rubric read from a file takes the variable (slamkit's is built in).
+    if before.get("rubric") not in FILE_RUBRICS:
+        return None
+    return os.environ.get(ENV_RUBRIC, "").strip() or None
 
 
 @dataclass(frozen=True)
@@ -375,6 +607,23 @@ class PairRequest:
     def fingerprint(self) -> dict[str, Any]:
         return {"prompt": self.prompt, "continuation": self.continuation}
 
+    def values(self) -> dict[str, str]:
+        return {"prompt": self.prompt, "continuation": self.continuation}
+
+
+@dataclass(frozen=True)
+class FieldsRequest:
+    """One item of a rubric with other fields than slamkit's two: (field, text) pairs."""
+
+    items: tuple[tuple[str, str], ...]
+    key: str = ""
+
+    def fingerprint(self) -> dict[str, Any]:
+        return dict(self.items)
+
+    def values(self) -> dict[str, str]:
+        return dict(self.items)
+
 
 # --- the judge ---------------------------------------------------------------------------------
 
@@ -387,7 +636,9 @@ class LLMJudge(Judge):
     none: not configured), ``model`` (the served model name, pinned; default
     ``$SLM_EVAL_LLM_JUDGE_MODEL``, required with an endpoint), ``api_key_env`` (the variable
     holding the key, ``OPENAI_API_KEY``), ``seed`` (0; ``none``: not sent), ``temperature``
-    (0), ``max_tokens`` (512; ``none``: not sent), ``rubric`` (``slamkit``); not in the
+    (0), ``max_tokens`` (512; ``none``: not sent), ``rubric`` (``slamkit`` or
+    ``fdbench-interruption``), ``rubric_file`` (the latter's source file, see the module doc;
+    recorded by path and digests); not in the
     identity: ``timeout`` (s per attempt, 120), ``max_retries`` (5), ``max_concurrency`` (8),
     ``backoff`` / ``max_backoff`` (first and longest wait between tries, 1 and 60 s),
     ``batch_size`` (pairs per executor batch, i.e. per cache commit, 32).
@@ -424,7 +675,15 @@ class LLMJudge(Judge):
             "seed": Opt(int, 0, nullable=True, doc="sent with every request; none: not sent"),
             "temperature": Opt(float, 0.0, ge=0),
             "max_tokens": Opt(int, 512, ge=1, nullable=True, doc="answer cap; none: not sent"),
-            "rubric": Opt(str, "slamkit", choices=tuple(RUBRICS)),
+            "rubric": Opt(str, "slamkit", choices=RUBRIC_NAMES),
+            "rubric_file": Opt(
+                str,
+                None,
+                derive=_rubric_file_from_env,
+                nullable=True,
+                doc="your copy of Full-Duplex-Bench's v1_v1.5/evaluation/"
+                f"eval_user_interruption.py (rubric=fdbench-interruption); default ${ENV_RUBRIC}",
+            ),
             "timeout": Opt(float, 120.0, gt=0, identity=False, doc="seconds per attempt"),
             "max_retries": Opt(int, 5, ge=0, identity=False, doc="retries after the first try"),
             "max_concurrency": Opt(int, 8, ge=1, identity=False, doc="requests in flight"),
@@ -443,6 +702,11 @@ class LLMJudge(Judge):
                 "variable and name that with api_key_env=NAME"
             )
         opts = super().resolve_options(name, options)
+        if opts["rubric_file"] is not None and opts["rubric"] not in FILE_RUBRICS:
+            raise ConfigError(
+                f"judge {name!r}: option 'rubric_file' is for rubric "
+                f"{' or '.join(FILE_RUBRICS)}, not {opts['rubric']!r}"
+            )
         if opts["base_url"] is not None and not opts["model"]:
             raise ConfigError(
                 f"judge {name!r}: option 'model' is required with an endpoint "
@@ -453,18 +717,31 @@ class LLMJudge(Judge):
 
     def __init__(self, name: str = "llm-judge", **options: Any) -> None:
         super().__init__(name, **options)
-        self.rubric = RUBRICS[self.options["rubric"]]
         self._transport: EndpointClient | None = None
         self._transport_lock = threading.Lock()
-        # Whether an endpoint is configured (nothing is sent to check that it answers), and
-        # why rate() cannot run otherwise (see Judge.available).
-        self.available = self.options["base_url"] is not None
-        self.unavailable_reason = (
-            ""
-            if self.available
-            else f"no endpoint configured: set {ENV_URL} or --judge "
-            "llm=llm-judge,base_url=...,model=..."
-        )
+        # Whether an endpoint is configured (nothing is sent to check that it answers) and the
+        # rubric is at hand, and why rate() cannot run otherwise (see Judge.available).
+        missing = []
+        if self.options["base_url"] is None:
+            missing.append(
+                f"no endpoint configured: set {ENV_URL} or --judge "
+                "llm=llm-judge,base_url=...,model=..."
+            )
+        which = self.options["rubric"]
+        if which in RUBRICS:
+            self.rubric: Rubric | None = RUBRICS[which]
+        elif self.options["rubric_file"] is None:
+            self.rubric = None
+            missing.append(
+                f"rubric {which!r} is read from your copy of Full-Duplex-Bench's {FDBENCH_PATH} "
+                f"(commit {FDBENCH_COMMIT[:7]}; CC BY-NC 4.0, not shipped here): set "
+                f"{ENV_RUBRIC} or rubric_file=/path/to/eval_user_interruption.py"
+            )
+        else:
+            # A file given but not the official prompt: a configuration error, raised now.
+            self.rubric = load_fdbench_rubric(self.options["rubric_file"])
+        self.available = not missing
+        self.unavailable_reason = "; ".join(missing)
 
     # --- configuration -------------------------------------------------------------------------
 
@@ -476,7 +753,15 @@ class LLMJudge(Judge):
         """Endpoint (no credentials: refused in ``base_url``), model name, request settings,
         rubric (name, source, SHA-256 of its text), parser and scale; never the key."""
         o = self.options
-        parser = self.rubric.parser
+        rubric = self._rubric()
+        parser = rubric.parser
+        rubric_id: dict[str, Any] = {
+            "name": rubric.name,
+            "sha256": rubric.sha256,
+            "source": rubric.source,
+        }
+        if rubric.origin is not None:  # read from the user's file: which, and its digests
+            rubric_id.update(rubric.origin)
         return {
             **self._identity_head("httpx"),
             "speechlm_eval": package_version("speechlm-eval"),
@@ -484,14 +769,10 @@ class LLMJudge(Judge):
             "endpoint": o["base_url"],
             "model": o["model"],
             "request": self.request_settings(),
-            "messages": "one user message: the rubric with the two transcripts in its slots",
-            "rubric": {
-                "name": self.rubric.name,
-                "sha256": self.rubric.sha256,
-                "source": self.rubric.source,
-            },
+            "messages": rubric.messages,
+            "rubric": rubric_id,
             "parser": {"name": parser, **PARSERS[parser]},
-            "scale": list(SCALE),
+            "scale": list(rubric.scale),
         }
 
     def cache_identity(self) -> dict[str, Any]:
@@ -499,14 +780,29 @@ class LLMJudge(Judge):
         the cache of raw answers is keyed by this alone (see the module doc), never by the
         harness' or httpx's version, the parser or the code."""
         o = self.options
+        rubric = self._rubric()
         return {
             "api": ROUTE.strip("/").replace("/", "."),
             "endpoint": o["base_url"],
             "model": o["model"],
             "request": self.request_settings(),
-            "messages": "one user message: the rubric with the two transcripts in its slots",
-            "rubric_sha256": self.rubric.sha256,
+            "messages": rubric.messages,
+            "rubric_sha256": rubric.sha256,
         }
+
+    def _rubric(self) -> Rubric:
+        """The rubric, or a stand-in naming the missing file (identity of an unconfigured
+        judge: it cannot rate, so nothing is keyed by it)."""
+        if self.rubric is not None:
+            return self.rubric
+        return Rubric(
+            self.options["rubric"],
+            "",
+            "not loaded: no rubric_file",
+            "fdbench-rating",
+            fields=tuple(FDBENCH_FIELDS.values()),
+            scale=FDBENCH_SCALE,
+        )
 
     def request_settings(self) -> dict[str, Any]:
         """The payload fields every request shares besides ``model`` and ``messages``."""
@@ -519,11 +815,14 @@ class LLMJudge(Judge):
         return s
 
     def payload(self, prompt: str, continuation: str) -> dict[str, Any]:
-        """The JSON body sent for one pair."""
-        text = render(self.rubric.text, prompt, continuation)
+        """The JSON body sent for one pair (slamkit's rubric)."""
+        return self.fields_payload({"prompt": prompt, "continuation": continuation})
+
+    def fields_payload(self, values: Mapping[str, str]) -> dict[str, Any]:
+        """The JSON body sent for one item: ``values`` holds each of the rubric's fields."""
         return {
             "model": self.options["model"],
-            "messages": [{"role": "user", "content": text}],
+            "messages": self._rubric().chat(values),
             **self.request_settings(),
         }
 
@@ -545,6 +844,12 @@ class LLMJudge(Judge):
         """
         if not self.available:
             raise ConfigError(f"judge {self.name!r}: {self.unavailable_reason}")
+        if self._rubric().fields != ("prompt", "continuation"):
+            raise ConfigError(
+                f"judge {self.name!r}: rubric {self._rubric().name!r} rates the fields "
+                f"{', '.join(self._rubric().fields)}, not (prompt, continuation) pairs: "
+                "use rate_fields"
+            )
         if len(prompts) != len(continuations):
             raise ValueError(f"rate: {len(prompts)} prompts but {len(continuations)} continuations")
         for what, texts in (("prompt", prompts), ("continuation", continuations)):
@@ -555,6 +860,55 @@ class LLMJudge(Judge):
             PairRequest(p, c, f"pair {i}")
             for i, (p, c) in enumerate(zip(prompts, continuations, strict=True))
         ]
+        return self._rate_requests(reqs, stats, cache, desc)
+
+    def rate_fields(
+        self,
+        items: Sequence[Mapping[str, str]],
+        stats: ExecStats | None = None,
+        cache: ResultCache | None = None,
+        desc: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """One result per item, in order, like :meth:`rate`, for any rubric: each item maps
+        every field of the rubric (``Rubric.fields``: ``prompt``, ``continuation`` for
+        slamkit's; ``context``, ``interrupt``, ``response`` for ``fdbench-interruption``) to
+        its text. Cached by what the endpoint was sent (the rubric's digest and the texts)."""
+        if not self.available:
+            raise ConfigError(f"judge {self.name!r}: {self.unavailable_reason}")
+        fields = self._rubric().fields
+        for i, item in enumerate(items):
+            if not isinstance(item, Mapping) or set(item) != set(fields):
+                got = sorted(item) if isinstance(item, Mapping) else type(item).__name__
+                raise ValueError(f"rate_fields: item {i} has {got}, expected {list(fields)}")
+            for f in fields:
+                if not isinstance(item[f], str):
+                    raise TypeError(
+                        f"rate_fields: item {i} field {f!r} is {type(item[f]).__name__}, "
+                        "expected str"
+                    )
+        reqs: list[PairRequest | FieldsRequest]
+        if fields == ("prompt", "continuation"):
+            # slamkit's pairs keep their own request type (and so their cache keys).
+            reqs = [
+                PairRequest(it["prompt"], it["continuation"], f"pair {i}")
+                for i, it in enumerate(items)
+            ]
+        else:
+            reqs = [
+                FieldsRequest(tuple((f, it[f]) for f in fields), f"item {i}")
+                for i, it in enumerate(items)
+            ]
+        return self._rate_requests(reqs, stats, cache, desc)
+
+    def _rate_requests(
+        self,
+        reqs: Sequence[PairRequest | FieldsRequest],
+        stats: ExecStats | None,
+        cache: ResultCache | None,
+        desc: str | None,
+    ) -> list[dict[str, Any]]:
+        """The executor run shared by :meth:`rate` and :meth:`rate_fields`."""
+        rubric = self._rubric()
         failed_now: set[str] = set()
 
         def store(key: str, _req: Any, record: dict[str, Any]) -> dict[str, Any]:
@@ -569,14 +923,14 @@ class LLMJudge(Judge):
                 return None
             if value["error"] is not None and key not in failed_now:
                 return None
-            return _read_answer(value)
+            return _read_answer(value, rubric)
 
         results = run_judge_requests(
             self,
             "chat",
             self._rate_batch,
             reqs,
-            lambda r: len(r.prompt) + len(r.continuation),
+            lambda r: sum(len(v) for v in r.values().values()),
             stats,
             cache,
             desc,
@@ -596,7 +950,7 @@ class LLMJudge(Judge):
             )
         return results
 
-    def _rate_batch(self, requests: list[PairRequest]) -> list[dict[str, Any]]:
+    def _rate_batch(self, requests: list[PairRequest | FieldsRequest]) -> list[dict[str, Any]]:
         """The answer records of ``requests`` (see :func:`_answer_record`), at most
         ``max_concurrency`` in flight. A refused request (:meth:`_ask`'s ``ConfigError``)
         stops the batch: nothing new is sent, and the error is raised once those in flight
@@ -609,10 +963,13 @@ class LLMJudge(Judge):
         )
 
     def _ask(
-        self, transport: EndpointClient, request: PairRequest, stop: threading.Event
+        self,
+        transport: EndpointClient,
+        request: PairRequest | FieldsRequest,
+        stop: threading.Event,
     ) -> dict[str, Any]:
         label = request.key or "pair"
-        payload = self.payload(request.prompt, request.continuation)
+        payload = self.fields_payload(request.values())
         # Retry jitter seeded by the pair: the same pairs retried wait the same.
         rng = random.Random(digest(request.fingerprint()))
         try:

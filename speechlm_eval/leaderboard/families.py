@@ -85,6 +85,7 @@ _TASK_LABELS: dict[str, str] = {
     "fdbench_backchannel": "FDB backchannel",
     "fdbench_turn_taking": "FDB turn-taking (Candor)",
     "fdbench_interruption": "FDB interruption",
+    "fdbench_interruption_relevance": "FDB interruption relevance",
 }
 
 # Metrics shown in a column of their own beside a task's headline (same dataset, same filter as
@@ -104,7 +105,7 @@ EXTRA_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     # groups), and this harness' full-duplex stimuli.
     "fdbench_backchannel": (("freq", "BC freq"), ("jsd", "BC JSD")),
     "fdbench_turn_taking": (("latency", "Turn latency (s)"),),
-    "fdbench_interruption": (("relevance", "Interr. judge"), ("latency", "Interr. latency (s)")),
+    "fdbench_interruption": (("latency", "Interr. latency (s)"),),
     "converse_fullduplex": (
         ("response_latency", "Response latency (s)"),
         ("interrupt_stop_rate", "Stops after barge-in"),
@@ -165,10 +166,11 @@ _PERCENT = re.compile(
 # Percent metrics printed with two decimals (slamkit prints Auto-BLEU as 3.46): small values.
 _TWO_DECIMALS = re.compile(r"^(self|auto|cont)_bleu")
 # Metrics where lower is better, when the results file does not say (lm-eval files do):
-# errors and perplexities (GSLM's PPX), repetition (auto-/self-BLEU, VERT), F0 error (MAE).
+# errors and perplexities (GSLM's PPX), repetition (auto-/self-BLEU, VERT), F0 error (MAE),
+# latencies, JS distances and unwanted turns (pause take-over, false responses).
 _LOWER = re.compile(
     r"(^|_)(wer|cer|error|err|ppl|perplexity|genppl|ppx|loss|auto_bleu|self_bleu|vert|mae|eer"
-    r"|abx)"
+    r"|abx|latency|jsd|takeover|false)"
 )
 
 

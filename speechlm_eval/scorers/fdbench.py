@@ -20,8 +20,17 @@ commit d7336bd, cross-checked against it side by side), by the stimulus' kind:
   computed here (said in ``scoring.<task>.not_computed``).
 
 The interruption relevance rating (0-5, an LLM judge in the official code: gpt-4-turbo with
-its own rubric) is not computed either: it needs the benchmark's rubric through an
-OpenAI-compatible endpoint, which this scorer does not have yet (recorded, never guessed).
+the benchmark's rubric) is computed with option ``relevance: true`` (task
+``fdbench_interruption_relevance``) by the ``llm`` judge bound with
+``rubric: fdbench-interruption`` (:mod:`speechlm_eval.judges.llm`: the rubric is read from the
+user's copy of the official file). As in the official code only samples with TOR = 1 are rated:
+the judge reads the context turn, the interrupting turn and the response, which is the ``asr``
+judge's words of the model channel from the interruption's end on joined by single spaces (the
+official ASR script's ``text``). ``relevance`` is the mean over the answers that parsed to a
+rating in 0..5; every rated sample is counted by status in ``scoring.<task>.llm_status``
+(``ok``, ``unparsed``, ``out_of_range``, ``error``; TOR = 0 samples as ``tor_0``, never
+sent), and each row keeps the answer (``llm_*`` fields). Without the option the rating is
+listed under ``scoring.<task>.not_computed``.
 Published numbers depend on the ASR (parakeet-tdt-0.6b-v2 in the current official code,
 CrisperWhisper in the paper's v1): the ``asr`` judge's word-timestamp identity is recorded
 in ``scoring.<task>.word_timestamps``.
@@ -30,6 +39,7 @@ in ``scoring.<task>.word_timestamps``.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +48,8 @@ import numpy as np
 from .. import fdbench as fdb
 from ..audio import Audio
 from ..errors import ConfigError, DataError
+from ..judges.llm import STATUSES as LLM_STATUSES
+from ..judges.llm import summarize as llm_summary
 from ..metrics import Metric, ScoreReport, mean
 from ..options import Opt, Spec
 from .base import FilteredReport
@@ -47,11 +59,19 @@ if TYPE_CHECKING:
     from ..execute import ExecStats
 
 OPTIONS = Spec(
-    {"primary": Opt(str, None, doc="the headline metric, 'metric,filter'")},
+    {
+        "primary": Opt(str, None, doc="the headline metric, 'metric,filter'"),
+        "relevance": Opt(
+            bool, False, doc="rate TOR = 1 interruption samples with the llm judge (0-5)"
+        ),
+    },
     noun="key",
     strict=True,
 )
 NEED_WORDS = ("pause_handling", "turn_taking", "user_interruption", "backchannel")
+RUBRIC = "fdbench-interruption"  # the llm judge's rubric the relevance option needs
+LLM_FIELDS = ("score", "value", "raw", "error", "finish_reason", "model", "system_fingerprint")
+NOT_SENT = "tor_0"  # llm_status of a sample the official code does not rate (TOR = 0)
 
 
 def _crop(a: Audio, start: float) -> Audio | None:
@@ -117,7 +137,63 @@ class FDBenchScorer:
             rows[i][key] = [[a, b] for a, b in seg]
         for r, s in zip(rows, sessions, strict=True):
             self._score_row(r, s)
+        if self.options["relevance"]:
+            self._rate(rows, sessions, judges, cache, stats, desc)
         return rows
+
+    def _llm_judge(self, judges: Mapping[str, Any]) -> Any:
+        """The bound ``llm`` judge, checked to carry Full-Duplex-Bench's rubric."""
+        llm = judges.get("llm")
+        if llm is None:
+            raise ConfigError(
+                "scorer 'fdbench': option relevance needs an 'llm' judge role: judges: "
+                f"{{llm: {{judge: llm-judge, options: {{rubric: {RUBRIC}}}}}}}"
+            )
+        rubric = getattr(getattr(llm, "rubric", None), "name", None)
+        if rubric != RUBRIC or not callable(getattr(llm, "rate_fields", None)):
+            raise ConfigError(
+                f"scorer 'fdbench': the llm judge {getattr(llm, 'name', '?')!r} has rubric "
+                f"{rubric!r}; relevance needs rubric={RUBRIC} (a --judge llm=... given on the "
+                "command line replaces the task's binding: repeat rubric=... there)"
+            )
+        return llm
+
+    def _rate(
+        self,
+        rows: list[dict[str, Any]],
+        sessions: Sequence[Any],
+        judges: Mapping[str, Any],
+        cache: ResultCache,
+        stats: ExecStats | None,
+        desc: str | None,
+    ) -> None:
+        """The relevance of each TOR = 1 interruption sample's response (``llm_*`` fields)."""
+        llm = self._llm_judge(judges)
+        send = [
+            i
+            for i, (r, s) in enumerate(zip(rows, sessions, strict=True))
+            if s.item.kind == "user_interruption" and r["tor"] == 1
+        ]
+        items = []
+        for i in send:
+            meta = sessions[i].item.meta
+            # The official ASR script's "text": the words joined by single spaces.
+            rows[i]["response_text"] = " ".join(w[0] for w in rows[i]["words"])
+            items.append(
+                {
+                    "context": str(meta["context"]),
+                    "interrupt": str(meta["interrupt_text"]),
+                    "response": rows[i]["response_text"],
+                }
+            )
+        got = llm.rate_fields(items, stats, cache, desc) if items else []
+        by_row = dict(zip(send, got, strict=True))
+        for i, r in enumerate(rows):
+            if r["kind"] != "user_interruption":
+                continue
+            res = by_row.get(i, {"status": NOT_SENT})
+            r.update({f"llm_{k}": res.get(k) for k in LLM_FIELDS})
+            r["llm_status"] = res["status"]
 
     @staticmethod
     def _score_row(r: dict[str, Any], s: Any) -> None:
@@ -144,6 +220,41 @@ class FDBenchScorer:
             r["stop_latencies"], r["response_latencies"] = t.stop_latencies, t.response_latencies
         else:
             raise DataError(f"Full-Duplex-Bench sample {s.doc_id!r}: unknown kind {kind!r}")
+
+    @staticmethod
+    def _relevance(
+        rows: Sequence[Mapping[str, Any]], metrics: dict[str, Metric], info: dict[str, Any]
+    ) -> None:
+        """``relevance`` (mean of the ok ratings) and the counts, from the rows' ``llm_*``."""
+        rated = [r for r in rows if r["llm_status"] in LLM_STATUSES]
+        summary = llm_summary(
+            [
+                {"status": r["llm_status"], "score": r["llm_score"], "value": r["llm_value"]}
+                for r in rated
+            ]
+        )
+        if summary["mean"] is not None:
+            metrics["relevance"] = summary["mean"]
+        info["llm_status"] = dict(sorted(Counter(r["llm_status"] for r in rows).items()))
+        info["relevance_samples"] = {
+            "rated": len(rated),
+            "ok": summary["ok"],
+            "not_rated_tor_0": sum(r["llm_status"] == NOT_SENT for r in rows),
+        }
+        # The official mean also averages parsed integers outside 0..5 (none expected).
+        if summary["slamkit_mean"] is not None:
+            info["relevance_all_parsed"] = summary["slamkit_mean"].value
+        served = Counter(
+            (r["llm_model"], r["llm_system_fingerprint"])
+            for r in rated
+            if r["llm_model"] is not None or r["llm_system_fingerprint"] is not None
+        )
+        info["llm_served"] = [
+            {"model": m, "system_fingerprint": fp, "rows": c}
+            for (m, fp), c in sorted(
+                served.items(), key=lambda kv: (-kv[1], str(kv[0][0]), str(kv[0][1]))
+            )
+        ]
 
     def finish(self, items: Sequence[Any], parts: Sequence[list[dict[str, Any]]]) -> FilteredReport:
         rows = [r for part in parts for r in part]
@@ -172,10 +283,13 @@ class FDBenchScorer:
                     "tor_1": len(lat),
                     "excluded_tor_0": len(rows) - len(lat),
                 }
-            if kind == "user_interruption":
+            if kind == "user_interruption" and any("llm_status" in r for r in rows):
+                self._relevance(rows, metrics, info)
+            elif kind == "user_interruption":
                 info["not_computed"] = {
-                    "relevance": "the official gpt-4-turbo rating needs the benchmark's rubric "
-                    "through an OpenAI-compatible endpoint judge; not implemented here"
+                    "relevance": "the official gpt-4-turbo rating: task "
+                    "fdbench_interruption_relevance (scorer option relevance: true, an llm "
+                    "judge with rubric fdbench-interruption)"
                 }
         elif kind == "backchannel":
             for k, hib in (("tor", False), ("freq", True), ("jsd", False)):
