@@ -74,12 +74,16 @@ class SessionItem:
     ``pause_handling``, ``turn_taking``, ``backchannel``, ``user_interruption``, ...);
     ``meta``: the reader's annotations in seconds on the user channel's timeline (IPUs,
     planned pauses, turn ends, interruptions); ``reference``: the other side of a recorded
-    conversation, when the data has it (its audio path; the human reference for statistics)."""
+    conversation, when the data has it (its audio path; the human reference for statistics);
+    ``variants``: other versions of the user channel the same model is also run on when a
+    scorer asks for them (name -> audio path; Full-Duplex-Bench v1.5's ``clean``: the input
+    without the overlap event)."""
 
     doc_id: str
     kind: str
     meta: dict[str, Any] = field(default_factory=dict)
     reference: Any = None  # Path or AudioRef
+    variants: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

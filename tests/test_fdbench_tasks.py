@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 from helpers import build_tiny
 from test_converse_tasks import EchoTalker
 
@@ -73,6 +74,9 @@ def layout(tmp_path_factory) -> Path:
             d.mkdir(parents=True)
             for w in ("input.wav", "context.wav", "interrupt.wav", "clean_input.wav"):
                 shutil.copy(wav, d / w)
+            if sub.startswith("v1.5"):  # a clean input that differs: half the amplitude
+                a = load_audio(wav)
+                sf.write(d / "clean_input.wav", a.samples * 0.5, a.sample_rate, subtype="FLOAT")
             for name, obj in files.items():
                 (d / name).write_text(json.dumps(obj))
     gt = {"1": [0.1, 0.4, 0.5], "2": [0.3, 0.3, 0.2, 0.2]}
@@ -172,3 +176,48 @@ def test_backchannel_and_v15_timing(run) -> None:
         assert m["stop_latency,none"] == pytest.approx(np.mean(stops))
     assert "behavior" in res["scoring"]["fdbench_v15_interruption"]["not_computed"]
     assert "relevance" in res["scoring"]["fdbench_interruption"]["not_computed"]
+
+
+def test_variant_sessions_run_when_the_scorer_asks(
+    layout: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """v1.5 items carry a ``clean`` variant of the user channel; a scorer that asks for it
+    (``variants``) gets a second session per item, cached under its own key."""
+    from speechlm_eval.scorers.fdbench import FDBenchScorer
+
+    seen: list = []
+    real_judge = FDBenchScorer.judge
+
+    def spy(self, sessions, *a, **kw):
+        seen.extend(sessions)
+        return real_judge(self, sessions, *a, **kw)
+
+    monkeypatch.setattr(FDBenchScorer, "variants", ("clean",), raising=False)
+    monkeypatch.setattr(FDBenchScorer, "judge", spy)
+    model = EchoTalker()
+    opts = RunOptions(
+        tasks="fdbench_v15_interruption",
+        data_dir=str(layout),
+        data_source="official",
+        output_path=str(tmp_path / "res"),
+        use_cache=str(tmp_path / "cache.sqlite"),
+    )
+    evaluate("echo-talker", {}, opts, model=model)
+    assert model.opened == 4  # 2 stimuli x (input, clean input)
+    assert all(set(s.variants) == {"clean"} for s in seen)
+    from speechlm_eval.model import ConverseRequest
+    from speechlm_eval.streaming import drive
+
+    for s in seen:  # the variant session is the model's session on the variant input
+        user, out = s.variants["clean"]
+        assert np.allclose(user.samples, 0.5 * s.user.samples, atol=1e-6)
+        direct = drive(EchoTalker(), ConverseRequest(user, key="direct", seed=0)).model
+        assert np.array_equal(out.samples, direct.samples)
+        assert not np.array_equal(out.samples, s.model.samples)
+    again = EchoTalker()
+    evaluate("echo-talker", {}, opts, model=again)
+    assert again.opened == 0  # all four sessions came from the cache
+    # An item without the variant a scorer needs: one error naming it.
+    monkeypatch.setattr(FDBenchScorer, "variants", ("noisy",), raising=False)
+    with pytest.raises(Exception, match=r"has no 'noisy' variant"):
+        evaluate("echo-talker", {}, opts, model=EchoTalker())

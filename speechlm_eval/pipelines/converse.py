@@ -15,7 +15,7 @@ metric, which are all on the audio timeline.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,7 +23,7 @@ import numpy as np
 from ..audio import Audio, AudioRef
 from ..cache import BlobStore
 from ..dataset import SessionDataset, SessionItem
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..execute import BatchSizer, converse_capability, run_requests
 from ..scorers.base import SessionScorer
 from .base import SpilledAudio, TaskContext, TaskOutcome, filtered_entries
@@ -36,11 +36,14 @@ PART_SESSIONS = 16
 @dataclass(frozen=True)
 class Session:
     """One finished session as scorers see it: the item, the user channel as the dataset has
-    it and the model channel (at the model's rate), both starting at time 0."""
+    it and the model channel (at the model's rate), both starting at time 0; ``variants``:
+    the sessions on the item's variant user channels the scorer asked for (its ``variants``
+    attribute), name -> (user channel, model channel)."""
 
     item: SessionItem
     user: Audio
     model: Audio
+    variants: dict[str, tuple[Audio, Audio]] = field(default_factory=dict)
 
     @property
     def doc_id(self) -> str:
@@ -83,6 +86,7 @@ def run_converse(ctx: TaskContext) -> TaskOutcome:
     rate = ctx.cfg.dataset.sample_rate
     kept = SpilledAudio(BlobStore(None)) if ctx.log_samples else None
     one_at_a_time = BatchSizer(1)  # every finished session is committed before the next
+    wanted = tuple(getattr(scorer, "variants", ()) or ())
     parts: list[Any] = []
     realtime: list[dict[str, Any]] = []
     hashes: list[str] = []
@@ -91,10 +95,20 @@ def run_converse(ctx: TaskContext) -> TaskOutcome:
     for k in range(n_parts):
         part = items[k * PART_SESSIONS : (k + 1) * PART_SESSIONS]
         desc = ctx.name if n_parts == 1 else f"{ctx.name} [{k + 1}/{n_parts}]"
+        # Variant sessions (scorer.variants) are sessions of their own, keyed "<doc>#<name>".
+        inputs = {it.doc_id: ds.files[it.doc_id] for it in part}
+        for it in part:
+            for v in wanted:
+                if v not in it.variants:
+                    raise DataError(
+                        f"task {ctx.name!r}: stimulus {it.doc_id!r} has no {v!r} variant of its "
+                        f"user channel (the scorer {scorer.name!r} needs it)"
+                    )
+                inputs[f"{it.doc_id}#{v}"] = it.variants[v]
         got = run_requests(
             ctx.model,
             ctx.model_key,
-            {it.doc_id: ds.files[it.doc_id] for it in part},
+            inputs,
             cap,
             expected_rate=rate,
             cache=ctx.cache,
@@ -104,7 +118,13 @@ def run_converse(ctx: TaskContext) -> TaskOutcome:
             unit="session",
         )
         sessions = [
-            Session(it, _load(ds.files[it.doc_id], rate), got[it.doc_id].model) for it in part
+            Session(
+                it,
+                _load(ds.files[it.doc_id], rate),
+                got[it.doc_id].model,
+                {v: (_load(it.variants[v], rate), got[f"{it.doc_id}#{v}"].model) for v in wanted},
+            )
+            for it in part
         ]
         parts.append(scorer.judge(sessions, ctx.judges, ctx.cache, stats=ctx.stats, desc=desc))
         realtime.extend(got[it.doc_id].realtime for it in part)

@@ -204,7 +204,8 @@ def read_fdbench(root: Path, options: dict[str, Any]) -> SessionDataset:
                 current_turn_text=md.get("current_turn_text", ""),
                 clean_input=str(_wav(d / "clean_input.wav")),
             )
-        items.append(SessionItem(doc, kind, meta))
+        variants = {"clean": Path(meta["clean_input"])} if "clean_input" in meta else {}
+        items.append(SessionItem(doc, kind, meta, variants=variants))
     ident: dict[str, Any] = {
         "reader": "fdbench",
         "root": str(root.resolve()),
