@@ -240,6 +240,14 @@ def test_turn_taking_scorer_equals_the_module(tmp_path: Path) -> None:
     assert want["gaps_per_min"] == pytest.approx(12.0)
     assert want["overlaps_seconds"] == pytest.approx(0.5)
     assert "reference" in rows[0] and rep.info["counts"]["with_reference"] == 1
+    ref = tt.stats({"u": tt.ipus(user, 0.2), "b": tt.ipus(other, 0.2)}, 10.0).as_dict()
+    # by hand: reference IPUs user (0.5-3.0), (6.0-7.0); other (3.2-5.9): gaps 3.0-3.2 and
+    # 5.9-6.0 -> 12 per minute too; model overlaps 6 per minute, reference none
+    assert ref["gaps_per_min"] == pytest.approx(12.0) and ref["overlaps_count"] == 0
+    vs = rep.by_filter["vs_reference"].metrics
+    assert vs["abs_diff_gaps_per_min"].value == pytest.approx(0.0)
+    assert vs["abs_diff_overlaps_per_min"].value == pytest.approx(6.0)
+    assert vs["abs_diff_gaps_per_min"].higher_is_better is False
 
 
 # --- dialogue->dialogue continuation (dGSLM-style, offline) ----------------------------------

@@ -12,7 +12,10 @@ documented re-derivation: dGSLM released no evaluation code). Filters:
   threshold): what a human partner did in the same conversation;
 - ``annotated`` (when the data gives exact IPUs of both channels, as the built-in
   conversations do): the statistics of the annotated (user, B) IPUs, without a VAD, so the
-  VAD's own bias can be read off against ``reference``.
+  VAD's own bias can be read off against ``reference``;
+- ``vs_reference``: ``abs_diff_<kind>_per_min``, the mean over conversations of the absolute
+  difference between the model's and the reference's rate (lower is better: the statistics
+  themselves have no better direction, a partner is judged by how human its timing is).
 
 Per kind (``ipus``, ``pauses``, ``gaps``, ``overlaps``): ``<kind>_per_min`` (events per
 minute of conversation), ``<kind>_seconds_per_min`` (cumulated duration per minute) and,
@@ -114,6 +117,23 @@ class TurnTakingScorer:
                     metrics[f"{k}_mean"] = mean(means)
                 left_out[f"{k}_mean,{f}"] = len(have) - len(means)
             by_filter[f] = ScoreReport(metrics)
+        # How far the model's statistics are from the human partner's in the same
+        # conversation (same VAD): the mean absolute difference per conversation, lower is
+        # better; the statistics themselves have no better direction.
+        paired = [r for r in rows if "reference" in r]
+        if paired:
+            by_filter["vs_reference"] = ScoreReport(
+                {
+                    f"abs_diff_{k}_per_min": mean(
+                        [
+                            abs(r["model"][f"{k}_per_min"] - r["reference"][f"{k}_per_min"])
+                            for r in paired
+                        ],
+                        False,
+                    )
+                    for k in tt.EVENT_KINDS
+                }
+            )
         info = {
             "primary": self.options["primary"],
             "definition": "re-derivation of dGSLM's statistics (no official code); "
