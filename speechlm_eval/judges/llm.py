@@ -89,6 +89,25 @@ shows as ``finish_reason`` ``length``), an answer that does not parse is counted
 parsed integer outside 0-5 is ``out_of_range`` (the official mean would take it).
 Without a rubric file the judge constructs with ``available`` False and says what to set.
 
+A third, ``rubric=fdbench-behavior``: Full-Duplex-Bench v1.5's behaviour tag
+(``v1_v1.5/evaluation/eval_behavior.py``, same commit). There the LLM (gpt-4o-2024-08-06, seed 1,
+the API's default temperature) gets the instruction file ``instruction/behavior.txt`` as the
+system message and, as the user message, a JSON object of four ASR results with word timestamps
+(the user input without and with the overlap event, the model's output on each: fields
+``input_clean``, ``input_noisy``, ``output_clean``, ``output_noisy``, each the ASR script's
+``{"text", "chunks"}`` object dumped compactly: :func:`asr_object`, :func:`compact_json`), laid
+out as the official f-string (:data:`BEHAVIOR_TEMPLATE`); the answer's first JSON object with
+the key ``behaviour`` is read (:func:`find_json_object`, the official ``extract_json`` rule) and
+its list must hold one of ``C_RESPOND``, ``C_RESUME``, ``C_UNCERTAIN_HANDLING``,
+``C_UNKNOWN`` (:func:`parse_fdbench_behavior`): then the result is ``ok`` with the tag as
+``value`` (no ``score``), anything else ``unparsed``. The instruction is read from the user's
+copy (``rubric_file``, default ``$SLM_EVAL_LLM_JUDGE_BEHAVIOR_FILE``; text mode, as the official
+``open().read()``) and must hash to :data:`BEHAVIOR_SHA256`. Deviations, on purpose: seed 1 by
+default as the official, but temperature 0 and ``max_tokens`` 512 like every request here; an
+unparsed answer is counted, never asked again with the next seed (the official loop asks until
+one parses), and a list of several tags, an unknown tag or a bare string are unparsed (the
+official count would take every string of the list, or fail).
+
 Configuration: ``base_url`` (default: ``$SLM_EVAL_LLM_JUDGE_URL``), ``model`` (default:
 ``$SLM_EVAL_LLM_JUDGE_MODEL``; required when an endpoint is set), the key in the environment
 variable named by ``api_key_env`` (``OPENAI_API_KEY``; never recorded). Without an endpoint
@@ -100,6 +119,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import logging
 import os
 import random
@@ -127,6 +147,11 @@ from ..options import Opt, Spec
 from .base import Judge, package_version, run_judge_requests
 
 __all__ = [
+    "BEHAVIOR_FIELDS",
+    "BEHAVIOR_SHA256",
+    "BEHAVIOR_TAGS",
+    "BEHAVIOR_TEMPLATE",
+    "ENV_BEHAVIOR",
     "ENV_MODEL",
     "ENV_RUBRIC",
     "ENV_URL",
@@ -140,9 +165,14 @@ __all__ = [
     "STATUSES",
     "LLMJudge",
     "Rubric",
+    "asr_object",
+    "compact_json",
     "extract_fdbench_messages",
+    "find_json_object",
+    "load_behavior_rubric",
     "load_fdbench_rubric",
     "parse_boxed",
+    "parse_fdbench_behavior",
     "parse_fdbench_rating",
     "rating",
     "render",
@@ -223,7 +253,9 @@ class Rubric:
     :func:`render`. A rubric with a ``system`` message (Full-Duplex-Bench's) sends it first and
     ``text`` as the user message, a :meth:`str.format` template over ``fields``. ``scale`` is
     the integer range of a valid rating; ``messages`` says in words what is sent (in the
-    identity and the cache key); ``origin`` records where the text was read (a user's file)."""
+    identity and the cache key); ``origin`` records where the text was read (a user's file);
+    ``labels``: a categorical rubric's answers (Full-Duplex-Bench v1.5's behaviour tags),
+    recorded instead of ``scale``."""
 
     name: str
     text: str
@@ -234,6 +266,9 @@ class Rubric:
     scale: tuple[int, int] = SCALE
     messages: str = "one user message: the rubric with the two transcripts in its slots"
     origin: Mapping[str, Any] | None = None
+    # A categorical rubric's answers (its parser returns one of them or None); empty: a rating
+    # on ``scale``.
+    labels: tuple[str, ...] = ()
 
     @property
     def sha256(self) -> str:
@@ -262,8 +297,8 @@ RUBRICS: dict[str, Rubric] = {
     ),
 }
 # Rubrics whose text is read from the user's copy of a file this project may not ship (option
-# rubric_file; loaded by load_fdbench_rubric, the only one so far).
-FILE_RUBRICS = ("fdbench-interruption",)
+# rubric_file; loaded by load_fdbench_rubric and load_behavior_rubric).
+FILE_RUBRICS = ("fdbench-interruption", "fdbench-behavior")
 RUBRIC_NAMES = (*RUBRICS, *FILE_RUBRICS)
 
 _SLOTS = re.compile(re.escape(PROMPT_SLOT) + "|" + re.escape(CONTINUATION_SLOT))
@@ -448,9 +483,145 @@ PARSERS["fdbench-rating"] = {
     f"@ {FDBENCH_COMMIT[:7]}",
 }
 # Parser name -> function; looked up by module name on every call (tests may replace them).
-_PARSE_FUNCS: dict[str, Callable[[str], int | None]] = {
+_PARSE_FUNCS: dict[str, Callable[[str], int | str | None]] = {
     "slamkit-boxed": lambda a: parse_boxed(a),
     "fdbench-rating": lambda a: parse_fdbench_rating(a),
+}
+
+
+# --- Full-Duplex-Bench v1.5's behaviour tags ------------------------------------------------
+#
+# eval_behavior.py of the same repository (commit FDBENCH_COMMIT): per sample, the system message
+# is the whole text of instruction/behavior.txt as Python's open(..., encoding="utf-8").read()
+# gives it (universal newlines), the user message is the f-string ``final_input`` of
+# eval_behavior_all with the four ASR results in it, each the ASR script's {"text", "chunks"}
+# object dumped compactly (separators "," and ":", ensure_ascii False); gpt-4o-2024-08-06, seed 1
+# (1 more after each answer that does not parse), the API's default temperature. The answer is
+# read by extract_json (key "behaviour") and stats_by_axis counts every tag of its list.
+# The instruction is CC BY-NC 4.0 like the rest: the user names their copy (rubric_file), checked
+# against BEHAVIOR_SHA256 (its text as read, UTF-8); only the digest is here. The user-message
+# layout is the f-string's, a format (JSON with fixed indentation), rebuilt below from its lines.
+BEHAVIOR_PATH = "v1_v1.5/evaluation/instruction/behavior.txt"
+BEHAVIOR_SHA256 = "19e5477dac9a9a1e11de126783a0b820b3ecb70db5e91181824fa944e1947977"
+BEHAVIOR_TAGS = ("C_RESPOND", "C_RESUME", "C_UNCERTAIN_HANDLING", "C_UNKNOWN")
+# The four word-timestamp objects, in the official message's order: the clean user input (no
+# overlap event), the user input with it, the model's output on each.
+BEHAVIOR_FIELDS = ("input_clean", "input_noisy", "output_clean", "output_noisy")
+BEHAVIOR_KEY = "behaviour"  # the answer object's key (British spelling, as in the official code)
+BEHAVIOR_SEED = 1  # the official first seed: this rubric's default for option seed
+ENV_BEHAVIOR = "SLM_EVAL_LLM_JUDGE_BEHAVIOR_FILE"
+# final_input: a newline, then 8-space-indented "{", one 12-space-indented "key": value line per
+# field (commas between), 8-space-indented "}", a newline and 8 spaces (str.format template).
+BEHAVIOR_TEMPLATE = (
+    "\n" + " " * 8 + "{{\n"
+    + ",\n".join(" " * 12 + f'"{f}": {{{f}}}' for f in BEHAVIOR_FIELDS)
+    + "\n" + " " * 8 + "}}\n" + " " * 8
+)  # fmt: skip
+
+
+def compact_json(value: Any) -> str:
+    """``value`` as the official code writes each ASR result into the message: JSON with no
+    space after separators, non-ASCII characters kept."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def asr_object(words: Sequence[Sequence[Any]]) -> dict[str, Any]:
+    """The official ASR script's result object for ``words`` ((text, start s, end s) each):
+    ``text`` (the words joined by single spaces) and ``chunks`` (``{"text", "timestamp":
+    [start, end]}`` per word, in order); the object the behaviour message carries."""
+    return {
+        "text": " ".join(str(w[0]) for w in words).strip(),
+        "chunks": [{"text": str(w[0]), "timestamp": [w[1], w[2]]} for w in words],
+    }
+
+
+def _behavior_error(path: Path, why: str) -> ConfigError:
+    return ConfigError(
+        f"judge option rubric_file: {path}: {why}; expected Full-Duplex-Bench's {BEHAVIOR_PATH} "
+        f"at commit {FDBENCH_COMMIT[:7]} ({FDBENCH_COMMIT})"
+    )
+
+
+def load_behavior_rubric(path: str | Path) -> Rubric:
+    """The ``fdbench-behavior`` rubric from the user's copy of the official ``behavior.txt``:
+    its text (read as the official code reads it) must hash to :data:`BEHAVIOR_SHA256`, else
+    ``ConfigError`` naming the file and the commit. The file's resolved path and SHA-256 and the
+    text's digest are kept in ``origin`` (recorded in the judge's identity)."""
+    p = Path(path).expanduser().resolve()
+    try:
+        with p.open(encoding="utf-8") as f:  # text mode: \r\n read as \n, like the official
+            system = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise _behavior_error(
+            p, f"cannot read it as UTF-8 text ({type(e).__name__}: {e})"
+        ) from None
+    got = hashlib.sha256(system.encode("utf-8")).hexdigest()
+    if got != BEHAVIOR_SHA256:
+        raise _behavior_error(
+            p, "its text differs from the official instruction (SHA-256 mismatch)"
+        )
+    return Rubric(
+        "fdbench-behavior",
+        BEHAVIOR_TEMPLATE,
+        f"DanielLin94144/Full-Duplex-Bench {BEHAVIOR_PATH} (system message) and "
+        f"v1_v1.5/evaluation/eval_behavior.py (final_input layout) @ {FDBENCH_COMMIT[:7]}, "
+        "CC BY-NC 4.0, read from the user's copy",
+        "fdbench-behaviour",
+        system=system,
+        fields=BEHAVIOR_FIELDS,
+        messages="a system message (the instruction) and a user message (a JSON object of the "
+        "four word-timestamp ASR results: input_clean, input_noisy, output_clean, output_noisy)",
+        origin={"file": str(p), "file_sha256": sha256_file(p), "system_sha256": got},
+        labels=BEHAVIOR_TAGS,
+    )
+
+
+def find_json_object(text: str, key: str = BEHAVIOR_KEY) -> dict[str, Any] | None:
+    """The first JSON object in ``text`` that has ``key`` at its top level, by the official
+    ``extract_json`` rule: try to decode a JSON value at each ``{`` from the left; a decoded
+    object without the key is skipped whole (the search goes on after its end, so objects
+    nested in it are not looked at), a ``{`` where decoding fails is passed over. None: none."""
+    decoder = json.JSONDecoder()
+    at = text.find("{")
+    while at >= 0:
+        try:
+            obj, end = decoder.raw_decode(text, at)
+        except json.JSONDecodeError:
+            at = text.find("{", at + 1)
+            continue
+        if key in obj:
+            return obj
+        at = text.find("{", end)
+    return None
+
+
+def parse_fdbench_behavior(answer: str) -> str | None:
+    """The tag of a behaviour answer: the ``behaviour`` list of :func:`find_json_object`'s
+    object when it holds exactly one of :data:`BEHAVIOR_TAGS` (exact spelling), else None.
+    The official code counts every string of that list (a bare string would be split into
+    characters and stop it), so one known tag is the only answer it and this judge read alike."""
+    obj = find_json_object(answer)
+    if obj is None:
+        return None
+    tags = obj[BEHAVIOR_KEY]
+    if isinstance(tags, list) and len(tags) == 1 and tags[0] in BEHAVIOR_TAGS:
+        return str(tags[0])
+    return None
+
+
+PARSERS["fdbench-behaviour"] = {
+    "rule": "the first JSON object decoded at a '{' (json.JSONDecoder.raw_decode, from the left; "
+    "an object without the key skipped whole) with the key 'behaviour', whose value is a list of "
+    f"exactly one of {', '.join(BEHAVIOR_TAGS)}; anything else: unparsed",
+    "source": "DanielLin94144/Full-Duplex-Bench v1_v1.5/evaluation/eval_behavior.py::"
+    f"extract_json, stats_by_axis @ {FDBENCH_COMMIT[:7]}",
+}
+_PARSE_FUNCS["fdbench-behaviour"] = lambda a: parse_fdbench_behavior(a)
+# Rubric read from a file -> (loader, the official file's path, the environment variable that
+# names the user's copy).
+FILE_LOADERS: dict[str, tuple[Callable[[str | Path], Rubric], str, str]] = {
+    "fdbench-interruption": (lambda p: load_fdbench_rubric(p), FDBENCH_PATH, ENV_RUBRIC),
+    "fdbench-behavior": (lambda p: load_behavior_rubric(p), BEHAVIOR_PATH, ENV_BEHAVIOR),
 }
 
 
@@ -459,14 +630,15 @@ _PARSE_FUNCS: dict[str, Callable[[str], int | None]] = {
 
 def _result(
     status: str,
-    value: int | None = None,
+    value: int | str | None = None,
     raw: str | None = None,
     error: str | None = None,
     finish_reason: str | None = None,
     model: str | None = None,
     system_fingerprint: str | None = None,
 ) -> dict[str, Any]:
-    score = float(value) if status == "ok" and value is not None else None
+    # A rating's score; a categorical answer (a tag) has none.
+    score = float(value) if status == "ok" and isinstance(value, int) else None
     return {
         "score": score,
         "status": status,
@@ -499,11 +671,12 @@ def rating(
 ) -> dict[str, Any]:
     """The result of one answer text: parsed with ``parser`` (a name in :data:`PARSERS`;
     default slamkit's :func:`parse_boxed`), checked against ``scale`` (both ends included),
-    the text kept (clipped to :data:`MAX_RAW` characters)."""
+    the text kept (clipped to :data:`MAX_RAW` characters). A categorical parser's answer (a
+    tag: it returns only valid ones) is ``ok`` with the tag as ``value`` and no ``score``."""
     value = _PARSE_FUNCS[parser](answer)
     if value is None:
         status = "unparsed"
-    elif scale[0] <= value <= scale[1]:
+    elif isinstance(value, str) or scale[0] <= value <= scale[1]:
         status = "ok"
     else:
         status = "out_of_range"
@@ -525,9 +698,16 @@ def summarize(
     ids = list(range(len(results))) if clusters is None else list(clusters)
     if len(ids) != len(results):
         raise ValueError(f"summarize: {len(results)} results but {len(ids)} clusters")
-    ok = [(float(r["score"]), c) for r, c in zip(results, ids, strict=True) if r["status"] == "ok"]
+    # Means of ratings only: a categorical rubric's tags (no score) are counted, not averaged.
+    ok = [
+        (float(r["score"]), c)
+        for r, c in zip(results, ids, strict=True)
+        if r["status"] == "ok" and r["score"] is not None
+    ]
     parsed = [
-        (float(r["value"]), c) for r, c in zip(results, ids, strict=True) if r["status"] in PARSED
+        (float(r["value"]), c)
+        for r, c in zip(results, ids, strict=True)
+        if r["status"] in PARSED and isinstance(r["value"], int | float)
     ]
     return {"n": len(results), **counts, "mean": _mean(ok), "slamkit_mean": _mean(parsed)}
 
@@ -590,10 +770,12 @@ def _from_env(var: str) -> Any:
 
 
 def _rubric_file_from_env(before: Mapping[str, Any]) -> str | None:
-    # Only a rubric read from a file takes the variable (slamkit's is built in).
-    if before.get("rubric") not in FILE_RUBRICS:
+    # Only a rubric read from a file takes a variable (slamkit's is built in), each its own
+    # (one run may bind both Full-Duplex-Bench rubrics, from two files).
+    which = before.get("rubric")
+    if which not in FILE_LOADERS:
         return None
-    return os.environ.get(ENV_RUBRIC, "").strip() or None
+    return os.environ.get(FILE_LOADERS[which][2], "").strip() or None
 
 
 @dataclass(frozen=True)
@@ -636,9 +818,10 @@ class LLMJudge(Judge):
     none: not configured), ``model`` (the served model name, pinned; default
     ``$SLM_EVAL_LLM_JUDGE_MODEL``, required with an endpoint), ``api_key_env`` (the variable
     holding the key, ``OPENAI_API_KEY``), ``seed`` (0; ``none``: not sent), ``temperature``
-    (0), ``max_tokens`` (512; ``none``: not sent), ``rubric`` (``slamkit`` or
-    ``fdbench-interruption``), ``rubric_file`` (the latter's source file, see the module doc;
-    recorded by path and digests); not in the
+    (0), ``max_tokens`` (512; ``none``: not sent), ``rubric`` (``slamkit``,
+    ``fdbench-interruption`` or ``fdbench-behavior``, the latter with ``seed`` 1 by default),
+    ``rubric_file`` (the Full-Duplex-Bench rubrics' source file, see the module doc; recorded
+    by path and digests); not in the
     identity: ``timeout`` (s per attempt, 120), ``max_retries`` (5), ``max_concurrency`` (8),
     ``backoff`` / ``max_backoff`` (first and longest wait between tries, 1 and 60 s),
     ``batch_size`` (pairs per executor batch, i.e. per cache commit, 32).
@@ -672,7 +855,13 @@ class LLMJudge(Judge):
                 check=check_env_name,
                 doc="variable holding the key",
             ),
-            "seed": Opt(int, 0, nullable=True, doc="sent with every request; none: not sent"),
+            "seed": Opt(
+                int,
+                0,
+                nullable=True,
+                doc="sent with every request; none: not sent; default 1 with rubric "
+                "fdbench-behavior (the official seed)",
+            ),
             "temperature": Opt(float, 0.0, ge=0),
             "max_tokens": Opt(int, 512, ge=1, nullable=True, doc="answer cap; none: not sent"),
             "rubric": Opt(str, "slamkit", choices=RUBRIC_NAMES),
@@ -682,7 +871,8 @@ class LLMJudge(Judge):
                 derive=_rubric_file_from_env,
                 nullable=True,
                 doc="your copy of Full-Duplex-Bench's v1_v1.5/evaluation/"
-                f"eval_user_interruption.py (rubric=fdbench-interruption); default ${ENV_RUBRIC}",
+                f"eval_user_interruption.py (rubric=fdbench-interruption; default ${ENV_RUBRIC}) "
+                f"or instruction/behavior.txt (rubric=fdbench-behavior; default ${ENV_BEHAVIOR})",
             ),
             "timeout": Opt(float, 120.0, gt=0, identity=False, doc="seconds per attempt"),
             "max_retries": Opt(int, 5, ge=0, identity=False, doc="retries after the first try"),
@@ -707,6 +897,9 @@ class LLMJudge(Judge):
                 f"judge {name!r}: option 'rubric_file' is for rubric "
                 f"{' or '.join(FILE_RUBRICS)}, not {opts['rubric']!r}"
             )
+        if opts["rubric"] == "fdbench-behavior" and "seed" not in options:
+            # The official first seed is this rubric's default (seed=none still sends none).
+            opts["seed"] = BEHAVIOR_SEED
         if opts["base_url"] is not None and not opts["model"]:
             raise ConfigError(
                 f"judge {name!r}: option 'model' is required with an endpoint "
@@ -732,14 +925,15 @@ class LLMJudge(Judge):
             self.rubric: Rubric | None = RUBRICS[which]
         elif self.options["rubric_file"] is None:
             self.rubric = None
+            _, official, env = FILE_LOADERS[which]
             missing.append(
-                f"rubric {which!r} is read from your copy of Full-Duplex-Bench's {FDBENCH_PATH} "
+                f"rubric {which!r} is read from your copy of Full-Duplex-Bench's {official} "
                 f"(commit {FDBENCH_COMMIT[:7]}; CC BY-NC 4.0, not shipped here): set "
-                f"{ENV_RUBRIC} or rubric_file=/path/to/eval_user_interruption.py"
+                f"{env} or rubric_file=/path/to/{official.rsplit('/', 1)[-1]}"
             )
         else:
             # A file given but not the official prompt: a configuration error, raised now.
-            self.rubric = load_fdbench_rubric(self.options["rubric_file"])
+            self.rubric = FILE_LOADERS[which][0](self.options["rubric_file"])
         self.available = not missing
         self.unavailable_reason = "; ".join(missing)
 
@@ -772,7 +966,8 @@ class LLMJudge(Judge):
             "messages": rubric.messages,
             "rubric": rubric_id,
             "parser": {"name": parser, **PARSERS[parser]},
-            "scale": list(rubric.scale),
+            # A categorical rubric's tags, or a rating's scale.
+            **({"labels": list(rubric.labels)} if rubric.labels else {"scale": list(rubric.scale)}),
         }
 
     def cache_identity(self) -> dict[str, Any]:
@@ -795,6 +990,15 @@ class LLMJudge(Judge):
         judge: it cannot rate, so nothing is keyed by it)."""
         if self.rubric is not None:
             return self.rubric
+        if self.options["rubric"] == "fdbench-behavior":
+            return Rubric(
+                "fdbench-behavior",
+                "",
+                "not loaded: no rubric_file",
+                "fdbench-behaviour",
+                fields=BEHAVIOR_FIELDS,
+                labels=BEHAVIOR_TAGS,
+            )
         return Rubric(
             self.options["rubric"],
             "",

@@ -85,6 +85,14 @@ _TASK_LABELS: dict[str, str] = {
     "fdbench_backchannel": "FDB backchannel",
     "fdbench_turn_taking": "FDB turn-taking (Candor)",
     "fdbench_interruption": "FDB interruption",
+    "fdbench_v15_interruption": "FDB v1.5 interruption (timing)",
+    "fdbench_v15_backchannel": "FDB v1.5 backchannel (timing)",
+    "fdbench_v15_talking_to_other": "FDB v1.5 talking to other (timing)",
+    "fdbench_v15_background_speech": "FDB v1.5 background speech (timing)",
+    "fdbench_v15_interruption_behavior": "FDB v1.5 interruption (behaviour)",
+    "fdbench_v15_backchannel_behavior": "FDB v1.5 backchannel (behaviour)",
+    "fdbench_v15_talking_to_other_behavior": "FDB v1.5 talking to other (behaviour)",
+    "fdbench_v15_background_speech_behavior": "FDB v1.5 background speech (behaviour)",
     "fdbench_interruption_relevance": "FDB interruption relevance",
 }
 
