@@ -496,6 +496,7 @@ def test_cascade_serves_all_four_directions(cascade):
         "speech->text",
         "text->speech",
         "text->text",
+        "dialogue->dialogue",  # dGSLM-style two-channel continuation (tests/test_converse_tasks.py)
     }
     speech = cascade.tts.say("I really loved the concert")
     reqs = [
