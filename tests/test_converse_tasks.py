@@ -352,3 +352,40 @@ def test_dialogue_consistency_against_scipy() -> None:
     got = rep.by_filter["model"].metrics["consistency_ipus_per_min"].value
     assert got == pytest.approx(want, abs=1e-12)
     assert rep.info["consistency"]["model"]["ipus_per_min"]["n"] == 6
+
+
+def test_fisher_style_stereo_corpus(data: Path, tmp_path: Path) -> None:
+    """The built-in conversations written as stereo files (A left, B right) in a Fisher-style
+    folder: the stereo task gives the same model/reference statistics as the two-file one."""
+    import soundfile as sf
+
+    fisher = tmp_path / "corpus" / "fisher"
+    fisher.mkdir(parents=True)
+    conv = data / "dialogue/conversations"
+    for row in (json.loads(x) for x in (conv / "conversations.jsonl").open()):
+        a, _ = sf.read(conv / row["files"]["A"], dtype="float32")
+        b, _ = sf.read(conv / row["files"]["B"], dtype="float32")
+        sf.write(fisher / f"{row['id']}.wav", np.stack([a, b], 1), SR, subtype="FLOAT")
+    base = dict(data_source="official", use_cache=str(tmp_path / "c.sqlite"))
+    two = evaluate(
+        "echo-talker",
+        {},
+        RunOptions(tasks="converse_turn_taking", data_dir=str(data), **base),
+        model=EchoTalker(),
+    )
+    stereo = evaluate(
+        "echo-talker",
+        {},
+        RunOptions(tasks="converse_turn_taking_fisher", data_dir=str(tmp_path / "corpus"), **base),
+        model=EchoTalker(),
+    )
+    m2, ms = (
+        two["results"]["converse_turn_taking"],
+        stereo["results"]["converse_turn_taking_fisher"],
+    )
+    for k in (
+        "gaps_per_min,model",
+        "overlaps_per_min,reference",
+        "abs_diff_gaps_per_min,vs_reference",
+    ):
+        assert ms[k] == pytest.approx(m2[k], abs=1e-9)
