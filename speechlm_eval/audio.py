@@ -272,6 +272,11 @@ class AudioRef:
     channel: int | None = None
     expected_rate: int | None = None
 
+    @classmethod
+    def of(cls, x: AudioRef | str | Path, expected_rate: int | None = None) -> AudioRef:
+        """``x`` itself when it is already a view, else a view of the whole file ``x``."""
+        return x if isinstance(x, AudioRef) else cls(Path(x), expected_rate=expected_rate)
+
     def info(self) -> AudioInfo:
         """The file's checked header, and this view checked against it."""
         info = audio_info(self.path, self.expected_rate, multichannel=self.channel is not None)

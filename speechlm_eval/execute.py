@@ -312,10 +312,7 @@ def run_requests(
     """One request per audio file (or :class:`AudioRef` view of one) of a dataset, through
     :func:`execute`: ``stem -> value``. Headers are checked up front; samples are read batch by
     batch."""
-    refs = {
-        s: p if isinstance(p, AudioRef) else AudioRef(Path(p), expected_rate=expected_rate)
-        for s, p in files.items()
-    }
+    refs = {s: AudioRef.of(p, expected_rate) for s, p in files.items()}
     infos = {s: r.info() for s, r in refs.items()}
 
     def item(stem: str) -> Item:

@@ -50,11 +50,6 @@ class Session:
         return self.item.doc_id
 
 
-def _load(x: Any, rate: int | None) -> Audio:
-    ref = x if isinstance(x, AudioRef) else AudioRef(x, expected_rate=rate)
-    return ref.load()
-
-
 def realtime_totals(sessions: list[dict[str, Any]]) -> dict[str, Any]:
     """The sessions' wall-clock figures (:func:`streaming.realtime_summary`) summed up."""
     if not sessions:
@@ -120,9 +115,12 @@ def run_converse(ctx: TaskContext) -> TaskOutcome:
         sessions = [
             Session(
                 it,
-                _load(ds.files[it.doc_id], rate),
+                AudioRef.of(ds.files[it.doc_id], rate).load(),
                 got[it.doc_id].model,
-                {v: (_load(it.variants[v], rate), got[f"{it.doc_id}#{v}"].model) for v in wanted},
+                {
+                    v: (AudioRef.of(it.variants[v], rate).load(), got[f"{it.doc_id}#{v}"].model)
+                    for v in wanted
+                },
             )
             for it in part
         ]

@@ -52,13 +52,9 @@ class DialogueSample:
         return self.item.doc_id
 
 
-def _ref(x: Any, rate: int | None) -> AudioRef:
-    return x if isinstance(x, AudioRef) else AudioRef(x, expected_rate=rate)
-
-
 def _view(ds: SessionDataset, it: SessionItem, rate: int | None, start: float, sec: float):
-    a = replace(_ref(ds.files[it.doc_id], rate), offset=start, duration=sec)
-    b = replace(_ref(it.reference, rate), offset=start, duration=sec)
+    a = replace(AudioRef.of(ds.files[it.doc_id], rate), offset=start, duration=sec)
+    b = replace(AudioRef.of(it.reference, rate), offset=start, duration=sec)
     return a, b
 
 
@@ -78,7 +74,7 @@ def run_dialogue_continue(ctx: TaskContext) -> TaskOutcome:
     for it in ds.items:
         if it.reference is None:
             raise ConfigError(f"task {ctx.name!r}: conversation {it.doc_id!r} has one channel")
-        ref = _ref(ds.files[it.doc_id], rate)
+        ref = AudioRef.of(ds.files[it.doc_id], rate)
         (usable if ref.seconds(ref.info()) >= need else short).append(it)
     cap = continue_capability(ctx.model, ctx.blobs)
     job = cap.job(ctx.model, ctx.model_key)

@@ -19,6 +19,7 @@ the file, the line and the field.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from ..hashing import sha256_file
 from ..options import Opt
 from ._options import non_empty, read_options, reader_spec
 from ._table import read_jsonl
+from .manifest import _resolve
 
 CONV_OPTIONS = reader_spec(
     {
@@ -43,26 +45,23 @@ FD_OPTIONS = reader_spec(
 )
 
 
-def _audio(root: Path, rel: Any, where: str) -> Path:
-    if not isinstance(rel, str) or not rel:
-        raise DataError(f"{where}: audio file name must be a non-empty string, got {rel!r}")
-    p = (root / rel).resolve()
-    if not p.is_relative_to(root.resolve()):
-        raise DataError(f"{where}: audio path {rel!r} escapes the data folder {root}")
-    if not p.is_file():
-        raise DataError(f"{where}: audio file {p} does not exist")
-    return p
-
-
-def _id(row: dict[str, Any], where: str, seen: set[str]) -> str:
-    raw = row.get("id")
-    if isinstance(raw, bool) or not isinstance(raw, (str, int)) or raw == "":
-        raise DataError(f"{where}: field 'id' must be a non-empty string, got {raw!r}")
-    doc = str(raw)
-    if doc in seen:
-        raise DataError(f"{where}: duplicated id {doc!r}")
-    seen.add(doc)
-    return doc
+def _rows(path: Path, noun: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """``(where, id, row)`` of each line of the JSONL manifest ``path``, in order: ids checked
+    to be non-empty and unique; no row at all is an error once the file is read (``noun``
+    names what was expected). A generator, so each row is checked before the next is read."""
+    seen: set[str] = set()
+    for line, row in read_jsonl(path):
+        where = f"{path}: line {line}"
+        raw = row.get("id")
+        if isinstance(raw, bool) or not isinstance(raw, (str, int)) or raw == "":
+            raise DataError(f"{where}: field 'id' must be a non-empty string, got {raw!r}")
+        doc = str(raw)
+        if doc in seen:
+            raise DataError(f"{where}: duplicated id {doc!r}")
+        seen.add(doc)
+        yield where, doc, row
+    if not seen:
+        raise DataError(f"{path}: no {noun}")
 
 
 def _identity(reader: str, root: Path, path: Path, n: int) -> dict[str, Any]:
@@ -81,10 +80,7 @@ def read_conversations(root: Path, options: dict[str, Any]) -> SessionDataset:
     path = root / o["file"]
     files: dict[str, Path] = {}
     items: list[SessionItem] = []
-    seen: set[str] = set()
-    for line, row in read_jsonl(path):
-        where = f"{path}: line {line}"
-        doc = _id(row, where, seen)
+    for where, doc, row in _rows(path, "conversations"):
         chans = row.get("files")
         if not isinstance(chans, dict) or len(chans) != 2:
             raise DataError(
@@ -103,11 +99,9 @@ def read_conversations(root: Path, options: dict[str, Any]) -> SessionDataset:
             if not isinstance(ipus, dict) or set(ipus) != set(chans):
                 raise DataError(f"{where}: field 'ipus' must give the IPUs of both channels")
             meta["ipus"] = {"user": ipus[o["user"]], "other": ipus[other]}
-        files[doc] = _audio(root, chans[o["user"]], f"{where}: files.{o['user']}")
-        ref = _audio(root, chans[other], f"{where}: files.{other}")
+        files[doc] = _resolve(root, chans[o["user"]], f"{where}: files.{o['user']}")
+        ref = _resolve(root, chans[other], f"{where}: files.{other}")
         items.append(SessionItem(doc, "conversation", meta, ref))
-    if not items:
-        raise DataError(f"{path}: no conversations")
     ident = _identity("dialogue_conversations", root, path, len(items))
     ident["user_channel"] = o["user"]
     return SessionDataset(root, files, items, ident)
@@ -119,20 +113,15 @@ def read_fullduplex(root: Path, options: dict[str, Any]) -> SessionDataset:
     path = root / o["file"]
     files: dict[str, Path] = {}
     items: list[SessionItem] = []
-    seen: set[str] = set()
-    for line, row in read_jsonl(path):
-        where = f"{path}: line {line}"
-        doc = _id(row, where, seen)
+    for where, doc, row in _rows(path, "stimuli"):
         for key in ("pauses", "turn_ends", "interruptions"):
             if not isinstance(row.get(key), list):
                 raise DataError(f"{where}: field {key!r} must be a list of timings")
-        files[doc] = _audio(root, row.get("file"), f"{where}: file")
+        files[doc] = _resolve(root, row.get("file"), f"{where}: file")
         meta = {
             k: row[k] for k in ("id", "pauses", "turn_ends", "interruptions", "ipus") if k in row
         }
         items.append(SessionItem(doc, "fullduplex", meta))
-    if not items:
-        raise DataError(f"{path}: no stimuli")
     return SessionDataset(
         root, files, items, _identity("dialogue_fullduplex", root, path, len(items))
     )
@@ -144,10 +133,7 @@ def read_interactive(root: Path, options: dict[str, Any]) -> SessionDataset:
     path = root / o["file"]
     files: dict[str, Path] = {}
     items: list[SessionItem] = []
-    seen: set[str] = set()
-    for line, row in read_jsonl(path):
-        where = f"{path}: line {line}"
-        doc = _id(row, where, seen)
+    for where, doc, row in _rows(path, "stimuli"):
         for key, need in (
             ("not_addressed", ("kind", "start", "end")),
             ("addressed", ("start", "end")),
@@ -155,11 +141,9 @@ def read_interactive(root: Path, options: dict[str, Any]) -> SessionDataset:
             v = row.get(key)
             if not isinstance(v, dict) or any(k not in v for k in need):
                 raise DataError(f"{where}: field {key!r} must be an object with {', '.join(need)}")
-        files[doc] = _audio(root, row.get("file"), f"{where}: file")
+        files[doc] = _resolve(root, row.get("file"), f"{where}: file")
         meta = {k: row[k] for k in ("id", "not_addressed", "addressed", "duration")}
         items.append(SessionItem(doc, "interactive", meta))
-    if not items:
-        raise DataError(f"{path}: no stimuli")
     return SessionDataset(
         root, files, items, _identity("dialogue_interactive", root, path, len(items))
     )

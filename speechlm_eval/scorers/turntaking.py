@@ -78,9 +78,7 @@ class TurnTakingScorer:
         ms = self.options["min_silence"]
         refs = [s.item.reference for s in sessions]
         missing = [s.doc_id for s, r in zip(sessions, refs, strict=True) if r is None]
-        ref_audio = [
-            (r if isinstance(r, AudioRef) else AudioRef(r)).load() for r in refs if r is not None
-        ]
+        ref_audio = [AudioRef.of(r).load() for r in refs if r is not None]
         audios = [s.user for s in sessions] + [s.model for s in sessions] + ref_audio
         segs = judges["vad"].segments(audios, stats, cache, desc)
         n = len(sessions)
